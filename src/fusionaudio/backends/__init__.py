@@ -1,0 +1,1 @@
+"""How models run: one module per backend, each behind its role's Protocol."""

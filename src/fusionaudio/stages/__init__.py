@@ -1,0 +1,1 @@
+"""What is computed: experts (stage 1), later fusion and quality, as batch callables."""

@@ -1,0 +1,1 @@
+"""The run folder: the truth of a run. Results shards, the per-stage cache, exports."""
