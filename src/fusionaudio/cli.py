@@ -184,21 +184,12 @@ def describe_command(preset: str | None, config_path: Path | None) -> None:
     except (ConfigError, GraphError) as exc:
         _fail(str(exc))
         return
-    table = Table(show_header=True)
-    for column in ("stage", "needs", "produces", "cpus", "gpus", "batch", "workers", "fingerprint"):
-        table.add_column(column)
     for stage in stages:
-        table.add_row(
-            stage.name,
-            ", ".join(stage.needs),
-            stage.produces,
-            f"{stage.resources.cpus:g}",
-            f"{stage.resources.gpus:g}",
-            str(stage.batch_size),
-            str(stage.workers),
-            stage.config_hash(),
+        click.echo(
+            f"{stage.name}: needs {', '.join(stage.needs)}; produces {stage.produces}; "
+            f"cpus {stage.resources.cpus:g}, gpus {stage.resources.gpus:g}; "
+            f"batch {stage.batch_size} x {stage.workers} workers; config {stage.config_hash()}"
         )
-    Console().print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -169,5 +169,7 @@ def decode_audio(
 
 
 def _short(exc: Exception) -> str:
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return str(exc.strerror)  # without errno and path: the record already names the file
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]

@@ -163,6 +163,12 @@ class LoadStep:
             silent=level.silent,
             decoder=decoded.decoder,
         )
+        expected = None if info.duration_s is None else min(info.duration_s, window.end_s or 1e12)
+        if expected is not None and expected - window.start_s - duration > 0.5:
+            task.warnings.append(
+                f"damaged: decoded {duration:.1f} s where the header declares "
+                f"{expected - window.start_s:.1f} s; the file may be truncated"
+            )
         if truncated:
             task.warnings.append(
                 f"truncated: analysed {window.start_s:g}-{window.start_s + duration:g} s of a "

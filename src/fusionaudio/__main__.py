@@ -1,0 +1,3 @@
+from fusionaudio.cli import main
+
+main()

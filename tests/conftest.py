@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusionaudio.config import RunConfig, load_config
+from tests.media_factory import EXAMPLES, colour_frames, example_audio, write_audio, write_video
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    return EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture()
+def config(models_dir: Path) -> RunConfig:
+    return load_config().model_copy(update={"models_dir": models_dir})
+
+
+@pytest.fixture(scope="session")
+def speech_16k() -> np.ndarray:
+    return example_audio("speech_fox.wav")
+
+
+@pytest.fixture(scope="session")
+def music_16k() -> np.ndarray:
+    return example_audio("music_pingus.ogg")
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory, speech_16k: np.ndarray) -> Path:
+    """One folder holding every kind of bad input the issue names, plus one good clip."""
+    folder = tmp_path_factory.mktemp("bad")
+    rng = np.random.default_rng(0)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "not_media.mp3").write_text("this is a text file, not an mp3\n" * 20)
+    full = (EXAMPLES / "engine_start.mp3").read_bytes()
+    (folder / "truncated.mp3").write_bytes(full[: len(full) // 3])
+    wav = (EXAMPLES / "speech_fox.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(wav[: len(wav) // 2])
+    (folder / "garbage.ogg").write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    write_video(folder / "video_no_audio.mp4", colour_frames(10), fps=5)
+    write_audio(folder / "short_0.2s.wav", speech_16k[None, 8000:11200], 16_000)
+    write_audio(folder / "digital_silence.wav", np.zeros((1, 48_000), np.float32), 16_000)
+    t = np.arange(96_000 * 3) / 96_000
+    six = np.stack([0.1 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(6)]).astype(
+        np.float32
+    )
+    write_audio(folder / "six_channels_96k.flac", six, 96_000)
+    write_audio(folder / "café – naïve voix ünïcode.wav", speech_16k[None, :], 16_000)
+    ten_minutes = np.tile(speech_16k, int(np.ceil(600 * 16_000 / len(speech_16k))))[: 600 * 16_000]
+    write_audio(folder / "ten minutes.flac", ten_minutes[None, :], 16_000)
+    shutil.copy(EXAMPLES / "music_pingus.ogg", folder / "good_music.ogg")
+    return folder
