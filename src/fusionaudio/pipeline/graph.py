@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fusionaudio.config import RunConfig
-from fusionaudio.stages.base import MEDIA_VIEWS, Stage
+from fusionaudio.stages.base import MEDIA_VIEWS, VIEWS, Stage
 from fusionaudio.stages.experts.tagging import TaggingStage
 from fusionaudio.stages.experts.vad import VadStage
 
@@ -48,20 +48,29 @@ def build_stages(config: RunConfig) -> list[Stage]:
 
 
 def check_graph(stages: list[Stage]) -> None:
-    """Every need is a media view or the product of an earlier stage."""
+    """Every need is a media view, or a cue or view of an earlier stage; names are unique."""
     produced: set[str] = set()
+    derived: set[str] = set()
     for stage in stages:
+        if stage.produces in produced:
+            raise GraphError(f"two stages produce {stage.produces!r}")
         for need in stage.needs:
-            if need not in MEDIA_VIEWS and need not in produced:
+            if need not in MEDIA_VIEWS and need not in produced and need not in derived:
                 raise GraphError(
                     f"stage {stage.name!r} needs {need!r}, which no earlier enabled stage produces"
                 )
         produced.add(stage.produces)
+        derived.update(stage.provides_views)
 
 
 def cue_needs(stage: Stage) -> tuple[str, ...]:
-    return tuple(n for n in stage.needs if n not in MEDIA_VIEWS)
+    return tuple(n for n in stage.needs if n not in VIEWS)
 
 
 def view_needs(stage: Stage) -> tuple[str, ...]:
+    return tuple(n for n in stage.needs if n in VIEWS)
+
+
+def media_view_needs(stage: Stage) -> tuple[str, ...]:
+    """The views the loader must decode (derived views come from stages)."""
     return tuple(n for n in stage.needs if n in MEDIA_VIEWS)

@@ -19,7 +19,7 @@ from fusionaudio.media.errors import MediaError
 from fusionaudio.media.frames import frame_times, sample_frames
 from fusionaudio.media.hashing import hash_file
 from fusionaudio.media.probe import probe
-from fusionaudio.pipeline.graph import cue_needs, view_needs
+from fusionaudio.pipeline.graph import cue_needs, media_view_needs, view_needs
 from fusionaudio.pipeline.task import ClipTask, SourceStat
 from fusionaudio.schema import Cue, MediaSummary
 from fusionaudio.stages.base import (
@@ -28,6 +28,7 @@ from fusionaudio.stages.base import (
     VIDEO_FRAMES,
     Stage,
     StageInput,
+    StageOutput,
     config_hash,
 )
 from fusionaudio.store.stage_cache import StageCache
@@ -122,8 +123,13 @@ class LoadStep:
                 task.cues[stage.name] = Cue.from_dict(hit)
                 task.cached.add(stage.name)
         cached_media = self.cache.get(MEDIA_CACHE, load_key)
-        missing = [s for s in self.stages if s.name not in task.cues]
-        needed_views = {view for stage in missing for view in view_needs(stage)}
+        task.must_run = stages_to_run(self.stages, set(task.cues))
+        needed_views = {
+            view
+            for stage in self.stages
+            if stage.name in task.must_run
+            for view in media_view_needs(stage)
+        }
         if cached_media is not None and not needed_views:
             task.media = MediaSummary.from_dict(cached_media)
             return
@@ -208,7 +214,7 @@ class StageStep:
         self.stage.teardown()
 
     def _runnable(self, task: ClipTask) -> bool:
-        if task.error is not None or self.name in task.cues:
+        if task.error is not None or self.name not in task.must_run:
             return False
         views_ok = all(v in task.views for v in view_needs(self.stage))
         cues_ok = all(c in task.cues for c in cue_needs(self.stage))
@@ -233,32 +239,51 @@ class StageStep:
     def _run(self, todo: Sequence[ClipTask]) -> None:
         started = time.perf_counter()
         try:
-            cues = self.stage([self._input(t) for t in todo])
-            if len(cues) != len(todo):
-                raise RuntimeError(f"returned {len(cues)} cues for {len(todo)} clips")
+            outs = self.stage([self._input(t) for t in todo])
+            if len(outs) != len(todo):
+                raise RuntimeError(f"returned {len(outs)} results for {len(todo)} clips")
         except Exception:
             # Retry alone, so one bad clip fails only itself.
             for task in todo:
                 self._run_one(task)
             return
         elapsed = (time.perf_counter() - started) / len(todo)
-        for task, cue in zip(todo, cues, strict=True):
-            self._store(task, cue, elapsed)
+        for task, out in zip(todo, outs, strict=True):
+            self._store(task, out, elapsed)
 
     def _run_one(self, task: ClipTask) -> None:
         started = time.perf_counter()
         try:
-            (cue,) = self.stage([self._input(task)])
+            (out,) = self.stage([self._input(task)])
         except Exception as exc:
             task.error = f"{self.name} failed: {_describe(exc)}"
             task.timings[self.name] = round(time.perf_counter() - started, 6)
             return
-        self._store(task, cue, time.perf_counter() - started)
+        self._store(task, out, time.perf_counter() - started)
 
-    def _store(self, task: ClipTask, cue: Cue, elapsed: float) -> None:
-        self.cache.put(self.name, task.stage_keys[self.name], cue.to_dict())
-        task.cues[self.name] = cue
+    def _store(self, task: ClipTask, out: Cue | StageOutput, elapsed: float) -> None:
+        if isinstance(out, StageOutput):
+            task.views.update(out.views)
+            out = out.cue
+        if self.name in task.cached:
+            return  # ran again only to provide views; the cached cue stands
+        self.cache.put(self.name, task.stage_keys[self.name], out.to_dict())
+        task.cues[self.name] = out
         task.timings[self.name] = round(elapsed, 6)
+
+
+def stages_to_run(stages: list[Stage], cached: set[str]) -> set[str]:
+    """Stages without a cached cue, plus the providers of views those stages need."""
+    must = {s.name for s in stages if s.name not in cached}
+    for index in range(len(stages) - 1, -1, -1):
+        stage = stages[index]
+        if stage.name not in must:
+            continue
+        for view in view_needs(stage):
+            for provider in stages[:index]:
+                if view in provider.provides_views:
+                    must.add(provider.name)
+    return must
 
 
 def release_plan(stages: list[Stage]) -> list[frozenset[str]]:

@@ -27,6 +27,7 @@ class ClipTask:
     views: dict[str, View] = field(default_factory=dict)
     cues: dict[str, Cue] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
+    must_run: set[str] = field(default_factory=set)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

@@ -14,7 +14,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fusionaudio.media.audio import AudioView
 from fusionaudio.media.frames import VideoFrame
@@ -26,7 +26,26 @@ AUDIO_44K_STEREO = "audio_44k_stereo"
 VIDEO_FRAMES = "video_frames"
 MEDIA_VIEWS = frozenset({AUDIO_16K_MONO, AUDIO_44K_STEREO, VIDEO_FRAMES})
 
+# Views that stages derive (``provides_views``): the separated stems, mono 16 kHz.
+VOCALS_16K = "vocals_16k"
+ACCOMPANIMENT_16K = "accompaniment_16k"
+DERIVED_VIEWS = frozenset({VOCALS_16K, ACCOMPANIMENT_16K})
+VIEWS = MEDIA_VIEWS | DERIVED_VIEWS
+
 View = AudioView | list[VideoFrame]
+
+
+class BackendInfo(Protocol):
+    """What every backend tells about itself, for provenance."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def revision(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -54,10 +73,23 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class StageOutput:
+    """A cue plus derived media views (for example separated stems) for later stages.
+
+    Views are not cached: when a later stage needs them, the stage that provides them
+    runs again even if its cue came from the cache.
+    """
+
+    cue: Cue
+    views: Mapping[str, View]
+
+
 class Stage(ABC):
     name: str
     needs: tuple[str, ...]
     produces: str
+    provides_views: tuple[str, ...] = ()
     resources: Resources = Resources()
     batch_size: int = 1
     workers: int = 1
@@ -77,12 +109,21 @@ class Stage(ABC):
         """Release what ``setup()`` acquired."""
 
     @abstractmethod
-    def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
-        """One cue per input, in order. Raising fails the whole batch; the pipeline then
+    def __call__(self, batch: Sequence[StageInput]) -> Sequence[Cue | StageOutput]:
+        """One cue (or cue with views) per input, in order. Raising fails the whole batch; the pipeline then
         retries each clip alone, so one bad clip costs only its own result."""
 
     def config_hash(self) -> str:
         return config_hash(self.fingerprint())
+
+    def cue(self, backend: BackendInfo, output: dict[str, Any], elapsed_s: float) -> Cue:
+        return Cue(
+            expert=self.name,
+            backend=backend.name,
+            model=backend.model_id,
+            output=output,
+            provenance=self.provenance(backend.name, backend.model_id, backend.revision, elapsed_s),
+        )
 
     def provenance(
         self, backend: str, model_id: str, revision: str, elapsed_s: float

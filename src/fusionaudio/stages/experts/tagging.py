@@ -143,18 +143,5 @@ class TaggingStage(Stage):
                 self.timeline_min_confidence,
                 self.posterior_min,
             )
-            cues.append(
-                Cue(
-                    expert=self.name,
-                    backend=backend.name,
-                    model=backend.model_id,
-                    output=output,
-                    provenance=self.provenance(
-                        backend.name,
-                        backend.model_id,
-                        backend.revision,
-                        time.perf_counter() - started,
-                    ),
-                )
-            )
+            cues.append(self.cue(backend, output, time.perf_counter() - started))
         return cues

@@ -121,11 +121,9 @@ class VadStage(Stage):
             )
             speech_s = sum(b - a for a, b in segments)
             cues.append(
-                Cue(
-                    expert=self.name,
-                    backend=backend.name,
-                    model=backend.model_id,
-                    output={
+                self.cue(
+                    backend,
+                    {
                         "has_speech": bool(segments),
                         "speech_fraction": round(min(1.0, speech_s / duration), 4)
                         if duration > 0
@@ -134,9 +132,7 @@ class VadStage(Stage):
                         "segments": [[a, b] for a, b in segments],
                         "max_probability": round(float(np.max(probs)), 4) if len(probs) else 0.0,
                     },
-                    provenance=self.provenance(
-                        backend.name, backend.model_id, backend.revision, per_clip
-                    ),
+                    per_clip,
                 )
             )
         return cues

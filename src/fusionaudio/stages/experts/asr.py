@@ -1,0 +1,146 @@
+"""Speech recognition on the vocal track, gated by voice activity.
+
+Whisper invents text on music and noise, so it runs only on clips where the VAD cue
+found speech; the rest get a cue that says why there is no transcript.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from fusionaudio.backends.whisper_ctranslate2 import FasterWhisper
+from fusionaudio.backends.whisper_transformers import TransformersWhisper
+from fusionaudio.schema import Cue
+from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+
+
+@runtime_checkable
+class AsrBackend(Protocol):
+    name: str
+    model_id: str
+    revision: str
+
+    def setup(self) -> None: ...
+
+    def fingerprint(self) -> dict[str, str]: ...
+
+    def transcribe(self, signal_16k: np.ndarray) -> dict[str, Any]: ...
+
+
+def make_asr_backend(
+    backend: str,
+    models_dir: Path,
+    model: str | None,
+    device: str,
+    threads: int,
+    beam_size: int,
+    language: str | None,
+) -> AsrBackend:
+    if backend == "faster_whisper":
+        return FasterWhisper(
+            models_dir,
+            None if model is None else Path(model),
+            device=device,
+            compute_type="int8" if device == "cpu" else "float16",
+            threads=threads,
+            beam_size=beam_size,
+            language=language,
+        )
+    if backend == "transformers_whisper":
+        if model is None:
+            raise ValueError("the transformers_whisper backend needs model (a folder or hub id)")
+        return TransformersWhisper(model, device=device, language=language)
+    raise ValueError(f"unknown asr backend {backend!r}; known: faster_whisper, transformers_whisper")
+
+
+class AsrStage(Stage):
+    name = "asr"
+    produces = "asr"
+
+    def __init__(
+        self,
+        models_dir: Path,
+        audio_view: str = AUDIO_16K_MONO,
+        backend: str = "faster_whisper",
+        model: str | None = None,
+        device: str = "cpu",
+        beam_size: int = 5,
+        language: str | None = None,
+        min_speech_s: float = 0.3,
+        batch_size: int = 1,
+        workers: int = 1,
+        threads: int = 1,
+    ) -> None:
+        self.models_dir = models_dir
+        self.audio_view = audio_view
+        self.needs = ("vad", audio_view)
+        self.backend_name = backend
+        self.model = model
+        self.device = device
+        self.beam_size = beam_size
+        self.language = language
+        self.min_speech_s = min_speech_s
+        self.batch_size = batch_size
+        self.workers = workers
+        self.threads = threads
+        self.resources = Resources(cpus=threads, gpus=0.0 if device == "cpu" else 1.0)
+        self._backend: AsrBackend | None = None
+
+    def _make(self) -> AsrBackend:
+        return make_asr_backend(
+            self.backend_name,
+            self.models_dir,
+            self.model,
+            self.device,
+            self.threads,
+            self.beam_size,
+            self.language,
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend_name,
+            "model": self._make().fingerprint(),
+            "audio_view": self.audio_view,
+            "min_speech_s": self.min_speech_s,
+        }
+
+    def setup(self) -> None:
+        self._backend = self._make()
+        self._backend.setup()
+
+    def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
+        backend = self._backend
+        if backend is None:
+            raise RuntimeError("AsrStage.setup() was not called")
+        cues = []
+        for item in batch:
+            started = time.perf_counter()
+            vad = item.cues["vad"].output
+            if not vad.get("has_speech") or vad.get("speech_s", 0.0) < self.min_speech_s:
+                output: dict[str, Any] = {
+                    "transcribed": False,
+                    "reason": "no speech detected by voice activity",
+                    "text": "",
+                    "language": None,
+                    "segments": [],
+                }
+            else:
+                result = backend.transcribe(item.audio(self.audio_view).samples[0])
+                logprobs = [s["avg_logprob"] for s in result["segments"]]
+                no_speech = [s["no_speech_prob"] for s in result["segments"] if s["no_speech_prob"] is not None]
+                output = {
+                    "transcribed": True,
+                    **result,
+                    "words": len(result["text"].split()),
+                    "avg_logprob": round(float(np.mean(logprobs)), 4) if logprobs else None,
+                    "no_speech_prob": round(float(np.mean(no_speech)), 4) if no_speech else None,
+                    "audio_view": self.audio_view,
+                }
+            cues.append(self.cue(backend, output, time.perf_counter() - started))
+        return cues
