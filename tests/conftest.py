@@ -20,9 +20,22 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+FAST_EXPERTS = {"vad", "tagging", "given_tags"}
+
+
 @pytest.fixture()
-def config(models_dir: Path) -> RunConfig:
+def full_config(models_dir: Path) -> RunConfig:
+    """The offline preset, every expert on."""
     return load_config().model_copy(update={"models_dir": models_dir})
+
+
+@pytest.fixture()
+def config(full_config: RunConfig) -> RunConfig:
+    """The offline preset with only the fast experts: for tests of the run machinery."""
+    data = full_config.model_dump()
+    for name, section in data["experts"].items():
+        section["enabled"] = name in FAST_EXPERTS
+    return RunConfig.model_validate(data)
 
 
 @pytest.fixture(scope="session")

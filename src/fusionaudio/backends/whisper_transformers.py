@@ -75,12 +75,18 @@ class TransformersWhisper:
                 features, return_dict_in_generate=True, output_scores=True, **kwargs
             )
         sequence = out.sequences[0]
-        scores = self._model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        scores = self._model.compute_transition_scores(
+            out.sequences, out.scores, normalize_logits=True
+        )
         avg_logprob = float(scores[0].float().mean()) if scores.numel() else 0.0
         tokenizer = self._processor.tokenizer
         special = tokenizer.convert_ids_to_tokens(sequence.tolist())
         language = next(
-            (t[2:-2] for t in special if t and t.startswith("<|") and len(t) in (6, 7) and t[2:-2].isalpha()),
+            (
+                t[2:-2]
+                for t in special
+                if t and t.startswith("<|") and len(t) in (6, 7) and t[2:-2].isalpha()
+            ),
             self.language,
         )
         text = tokenizer.decode(sequence, skip_special_tokens=True).strip()

@@ -2,45 +2,131 @@
 
 from __future__ import annotations
 
-from fusionaudio.config import RunConfig
-from fusionaudio.stages.base import MEDIA_VIEWS, VIEWS, Stage
+from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.config import RunConfig, ServerConfig
+from fusionaudio.stages.base import (
+    ACCOMPANIMENT_16K,
+    AUDIO_16K_MONO,
+    MEDIA_VIEWS,
+    VIEWS,
+    VOCALS_16K,
+    Stage,
+)
+from fusionaudio.stages.experts.asr import AsrStage
+from fusionaudio.stages.experts.audio_description import AudioDescriptionStage
+from fusionaudio.stages.experts.given_tags import GivenTagsStage
+from fusionaudio.stages.experts.music import MusicStage
+from fusionaudio.stages.experts.separation import SeparationStage
 from fusionaudio.stages.experts.tagging import TaggingStage
 from fusionaudio.stages.experts.vad import VadStage
+from fusionaudio.stages.experts.vision import VisionStage
 
 
 class GraphError(Exception):
     """The enabled stages cannot run together (a need nobody produces)."""
 
 
+def _server(config: ServerConfig | None) -> ServerSettings | None:
+    if config is None:
+        return None
+    return ServerSettings(**config.model_dump())
+
+
 def build_stages(config: RunConfig) -> list[Stage]:
-    experts = config.experts
+    """The enabled experts in dependency order, each built from its config section."""
+    ex = config.experts
     stages: list[Stage] = []
-    if experts.vad.enabled:
-        vad = experts.vad
+    if ex.given_tags.enabled:
+        stages.append(GivenTagsStage())
+    if ex.vad.enabled:
+        v = ex.vad
         stages.append(
             VadStage(
-                backend=vad.backend,
-                threshold=vad.threshold,
-                min_speech_s=vad.min_speech_s,
-                min_silence_s=vad.min_silence_s,
-                batch_size=vad.batch_size,
-                workers=vad.workers,
-                threads=vad.threads,
+                v.backend,
+                v.threshold,
+                v.min_speech_s,
+                v.min_silence_s,
+                v.batch_size,
+                v.workers,
+                v.threads,
             )
         )
-    if experts.tagging.enabled:
-        tag = experts.tagging
+    if ex.tagging.enabled:
+        t = ex.tagging
         stages.append(
             TaggingStage(
-                models_dir=config.models_dir,
-                backend=tag.backend,
-                top_k=tag.top_k,
-                timeline_top_k=tag.timeline_top_k,
-                timeline_min_confidence=tag.timeline_min_confidence,
-                posterior_min=tag.posterior_min,
-                batch_size=tag.batch_size,
-                workers=tag.workers,
-                threads=tag.threads,
+                config.models_dir,
+                t.backend,
+                t.top_k,
+                t.timeline_top_k,
+                t.timeline_min_confidence,
+                t.posterior_min,
+                t.batch_size,
+                t.workers,
+                t.threads,
+            )
+        )
+    separated = ex.separation.enabled
+    if separated:
+        s = ex.separation
+        stages.append(
+            SeparationStage(s.backend, s.model_path, s.device, workers=s.workers, threads=s.threads)
+        )
+    if ex.asr.enabled:
+        a = ex.asr
+        stages.append(
+            AsrStage(
+                config.models_dir,
+                audio_view=VOCALS_16K if separated else AUDIO_16K_MONO,
+                backend=a.backend,
+                model=a.model,
+                device=a.device,
+                beam_size=a.beam_size,
+                language=a.language,
+                min_speech_s=a.min_speech_s,
+                workers=a.workers,
+                threads=a.threads,
+            )
+        )
+    if ex.audio_description.enabled:
+        d = ex.audio_description
+        stages.append(
+            AudioDescriptionStage(
+                d.backend,
+                d.model,
+                _server(d.server),
+                d.device,
+                d.min_event_confidence,
+                d.max_events,
+                workers=d.workers,
+            )
+        )
+    if ex.music.enabled:
+        m = ex.music
+        stages.append(
+            MusicStage(
+                audio_view=ACCOMPANIMENT_16K if separated else AUDIO_16K_MONO,
+                backend=m.backend,
+                model=m.model,
+                server=_server(m.server),
+                device=m.device,
+                gate_threshold=m.gate_threshold,
+                workers=m.workers,
+            )
+        )
+    if ex.vision.enabled:
+        vi = ex.vision
+        stages.append(
+            VisionStage(
+                vi.backend,
+                vi.model,
+                _server(vi.server),
+                vi.device,
+                vi.top_k,
+                vi.min_confidence,
+                vi.ocr,
+                workers=vi.workers,
+                threads=vi.threads,
             )
         )
     check_graph(stages)

@@ -21,7 +21,7 @@ from fusionaudio.media.hashing import hash_file
 from fusionaudio.media.probe import probe
 from fusionaudio.pipeline.graph import cue_needs, media_view_needs, view_needs
 from fusionaudio.pipeline.task import ClipTask, SourceStat
-from fusionaudio.schema import Cue, MediaSummary
+from fusionaudio.schema import Clip, Cue, MediaSummary
 from fusionaudio.stages.base import (
     AUDIO_16K_MONO,
     AUDIO_44K_STEREO,
@@ -41,13 +41,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def stage_key(load_key: str, stage: Stage, upstream: dict[str, str]) -> str:
+def stage_key(load_key: str, stage: Stage, upstream: dict[str, str], clip: Clip) -> str:
     return config_hash(
         {
             "load": load_key,
             "stage": stage.name,
+            "clip": stage.clip_key(clip),
             "config": stage.config_hash(),
-            "upstream": {need: upstream[need] for need in cue_needs(stage) if need in upstream},
+            "upstream": upstream,
         }
     )
 
@@ -115,8 +116,14 @@ class LoadStep:
         load_key = config_hash(
             {"media_hash": media_hash, "start_s": window.start_s, "end_s": window.end_s}
         )
+        providers = {view: s.name for s in self.stages for view in s.provides_views}
         for stage in self.stages:
-            key = stage_key(load_key, stage, task.stage_keys)
+            upstream = {
+                need: task.stage_keys[providers.get(need, need)]
+                for need in stage.needs
+                if providers.get(need, need) in task.stage_keys
+            }
+            key = stage_key(load_key, stage, upstream, task.clip)
             task.stage_keys[stage.name] = key
             hit = self.cache.get(stage.name, key)
             if hit is not None:

@@ -7,7 +7,7 @@ readers dispatch on the name, never on which keys happen to be present.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
@@ -124,6 +124,9 @@ class Cue:
     model: str
     output: dict[str, Any]
     provenance: Provenance
+
+    def with_prompt_version(self, version: str) -> Cue:
+        return replace(self, provenance=replace(self.provenance, prompt_version=version))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -102,6 +102,10 @@ class Stage(ABC):
         loads the model.
         """
 
+    def clip_key(self, clip: Clip) -> dict[str, Any]:
+        """What the output depends on from the clip record itself (beyond its media)."""
+        return {}
+
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models; called once per worker before the first batch."""
 

@@ -55,7 +55,9 @@ def make_asr_backend(
         if model is None:
             raise ValueError("the transformers_whisper backend needs model (a folder or hub id)")
         return TransformersWhisper(model, device=device, language=language)
-    raise ValueError(f"unknown asr backend {backend!r}; known: faster_whisper, transformers_whisper")
+    raise ValueError(
+        f"unknown asr backend {backend!r}; known: faster_whisper, transformers_whisper"
+    )
 
 
 class AsrStage(Stage):
@@ -133,7 +135,11 @@ class AsrStage(Stage):
             else:
                 result = backend.transcribe(item.audio(self.audio_view).samples[0])
                 logprobs = [s["avg_logprob"] for s in result["segments"]]
-                no_speech = [s["no_speech_prob"] for s in result["segments"] if s["no_speech_prob"] is not None]
+                no_speech = [
+                    s["no_speech_prob"]
+                    for s in result["segments"]
+                    if s["no_speech_prob"] is not None
+                ]
                 output = {
                     "transcribed": True,
                     **result,

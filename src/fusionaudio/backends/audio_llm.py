@@ -1,0 +1,120 @@
+"""Audio language models that describe a clip from a text prompt (the paper's GAMA and
+OpenMu roles): any OpenAI-compatible server that accepts audio, or Qwen2-Audio through
+transformers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fusionaudio.backends.model_files import package_version
+from fusionaudio.backends.openai_http import OpenAIClient, wav_base64
+
+
+class OpenAIAudioLLM:
+    """Sends the clip as an ``input_audio`` part (16 kHz WAV) with the prompt."""
+
+    name = "openai_audio"
+
+    def __init__(self, client: OpenAIClient, max_tokens: int = 300) -> None:
+        self.client = client
+        self.max_tokens = max_tokens
+        self.model_id = client.model
+        self.revision = f"server:{client.base_url}"
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"model": self.client.model, "max_tokens": str(self.max_tokens)}
+
+    def setup(self) -> None:
+        pass
+
+    def describe(self, signal_16k: np.ndarray, prompt: str) -> str:
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_audio",
+                        "input_audio": {"data": wav_base64(signal_16k, 16_000), "format": "wav"},
+                    },
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        ]
+        return self.client.chat(messages, max_tokens=self.max_tokens).text.strip()
+
+
+class Qwen2AudioTransformers:
+    """Qwen2-Audio-7B-Instruct (or any checkpoint of its class) from a folder or hub id."""
+
+    name = "qwen2_audio"
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        dtype: str = "float32",
+        local_files_only: bool = True,
+        max_new_tokens: int = 300,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.local_files_only = local_files_only
+        self.max_new_tokens = max_new_tokens
+        self.model_id = model
+        self.revision = "not-loaded"
+        self._processor: Any = None
+        self._model: Any = None
+
+    def fingerprint(self) -> dict[str, str]:
+        return {
+            "package": f"transformers=={package_version('transformers')}",
+            "model": self.model,
+            "dtype": self.dtype,
+            "max_new_tokens": str(self.max_new_tokens),
+        }
+
+    def setup(self) -> None:
+        import torch
+        from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+        self._processor = AutoProcessor.from_pretrained(
+            self.model, local_files_only=self.local_files_only
+        )
+        self._model = Qwen2AudioForConditionalGeneration.from_pretrained(
+            self.model, local_files_only=self.local_files_only, dtype=getattr(torch, self.dtype)
+        ).to(self.device)
+        self._model.eval()
+        self.revision = str(getattr(self._model.config, "_commit_hash", None) or "local")
+
+    def describe(self, signal_16k: np.ndarray, prompt: str) -> str:
+        import torch
+
+        if self._model is None:
+            raise RuntimeError("Qwen2AudioTransformers.setup() was not called")
+        conversation = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "audio", "audio_url": "clip.wav"},
+                    {"type": "text", "text": prompt},
+                ],
+            }
+        ]
+        text = self._processor.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=False
+        )
+        inputs = self._processor(
+            text=text,
+            audio=[np.asarray(signal_16k, dtype=np.float32)],
+            sampling_rate=16_000,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            out = self._model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
+            )
+        new_tokens = out[0, inputs["input_ids"].shape[1] :]
+        return str(self._processor.decode(new_tokens, skip_special_tokens=True)).strip()

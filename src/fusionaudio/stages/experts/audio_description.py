@@ -1,0 +1,144 @@
+"""General sound description (the paper's "audio caption", from GAMA).
+
+Offline, no audio captioner ships in any package, so the ``derived`` backend builds a
+structured description from the AudioSet event timeline and acoustic descriptors, and
+says so: ``generated: false``. With an audio LLM backend, the paper's prompt is used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fusionaudio.backends.acoustic_descriptors import describe_signal, words_for
+from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.schema import Cue
+from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.experts.llm_backends import AUDIO_LLM_BACKENDS, AudioLLM, make_audio_llm
+from fusionaudio.stages.experts.prompts import load_prompt
+
+
+class DerivedDescriber:
+    name = "derived"
+    model_id = "derived: YAMNet timeline + acoustic descriptors"
+    revision = "v1"
+
+
+def event_spans(
+    timeline: list[dict[str, Any]], min_confidence: float, max_events: int
+) -> list[dict[str, Any]]:
+    """Merge consecutive timeline patches that share a label into timed events."""
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for patch in timeline:
+        for tag in patch["tags"]:
+            if tag["confidence"] < min_confidence:
+                continue
+            runs = spans.setdefault(tag["label"], [])
+            if runs and patch["start_s"] <= runs[-1]["end_s"] + 1e-6:
+                runs[-1]["end_s"] = patch["end_s"]
+                runs[-1]["peak_confidence"] = max(runs[-1]["peak_confidence"], tag["confidence"])
+            else:
+                runs.append(
+                    {
+                        "label": tag["label"],
+                        "start_s": patch["start_s"],
+                        "end_s": patch["end_s"],
+                        "peak_confidence": tag["confidence"],
+                    }
+                )
+    events = [run for runs in spans.values() for run in runs]
+    events.sort(key=lambda e: (-(e["end_s"] - e["start_s"]) * e["peak_confidence"], e["start_s"]))
+    chosen = sorted(events[:max_events], key=lambda e: e["start_s"])
+    return [{**e, "peak_confidence": round(e["peak_confidence"], 3)} for e in chosen]
+
+
+def derived_text(
+    events: list[dict[str, Any]], descriptors: dict[str, Any], duration_s: float
+) -> str:
+    parts = []
+    for event in events:
+        whole = event["start_s"] <= 0.5 and event["end_s"] >= duration_s - 1.0
+        when = "throughout" if whole else f"from {event['start_s']:.1f} s to {event['end_s']:.1f} s"
+        parts.append(f"{event['label']} {when}")
+    sound = "; ".join(parts) if parts else "no clearly identifiable sound event"
+    return f"{sound}. Overall: {', '.join(words_for(descriptors))}."
+
+
+class AudioDescriptionStage(Stage):
+    name = "audio_description"
+    produces = "audio_description"
+
+    def __init__(
+        self,
+        backend: str = "derived",
+        model: str | None = None,
+        server: ServerSettings | None = None,
+        device: str = "cpu",
+        min_event_confidence: float = 0.2,
+        max_events: int = 6,
+        prompt_version: int = 1,
+        batch_size: int = 4,
+        workers: int = 1,
+    ) -> None:
+        if backend != "derived" and backend not in AUDIO_LLM_BACKENDS:
+            raise ValueError(f"unknown audio_description backend {backend!r}")
+        self.backend_name = backend
+        self.model = model
+        self.server = server
+        self.device = device
+        self.min_event_confidence = min_event_confidence
+        self.max_events = max_events
+        self.prompt_version = prompt_version
+        self.needs = ("tagging", AUDIO_16K_MONO) if backend == "derived" else (AUDIO_16K_MONO,)
+        self.batch_size = batch_size
+        self.workers = workers
+        self.resources = Resources(cpus=1, gpus=1.0 if device.startswith("cuda") else 0.0)
+        self._llm: AudioLLM | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        if self.backend_name == "derived":
+            return {
+                "backend": "derived",
+                "version": DerivedDescriber.revision,
+                "min_event_confidence": self.min_event_confidence,
+                "max_events": self.max_events,
+            }
+        return {
+            "backend": self.backend_name,
+            "model": self.model if self.server is None else self.server.model,
+            "prompt": load_prompt("audio_description", self.prompt_version).version,
+        }
+
+    def setup(self) -> None:
+        if self.backend_name != "derived":
+            self._llm = make_audio_llm(self.backend_name, self.model, self.server, self.device)
+            self._llm.setup()
+
+    def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
+        cues = []
+        for item in batch:
+            started = time.perf_counter()
+            audio = item.audio(AUDIO_16K_MONO)
+            if self._llm is None:
+                descriptors = describe_signal(audio.samples[0], audio.sample_rate)
+                events = event_spans(
+                    item.cues["tagging"].output["timeline"],
+                    self.min_event_confidence,
+                    self.max_events,
+                )
+                output = {
+                    "generated": False,
+                    "text": derived_text(events, descriptors, audio.duration_s),
+                    "events": events,
+                    "descriptors": descriptors,
+                }
+                cues.append(self.cue(DerivedDescriber(), output, time.perf_counter() - started))
+            else:
+                prompt = load_prompt("audio_description", self.prompt_version)
+                text = self._llm.describe(audio.samples[0], prompt.text)
+                cue = self.cue(
+                    self._llm, {"generated": True, "text": text}, time.perf_counter() - started
+                )
+                cues.append(cue.with_prompt_version(prompt.version))
+        return cues
