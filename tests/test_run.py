@@ -325,3 +325,13 @@ def test_config_presets_and_overrides(tmp_path: Path) -> None:
     assert config.experts.tagging.top_k == 4 and config.experts.vad.enabled
     with pytest.raises(ConfigError, match="unknown preset"):
         load_config(preset="nonesuch")
+
+
+def test_paper_preset_validates_and_builds_without_touching_weights() -> None:
+    from fusionaudio.pipeline.graph import build_stages
+
+    config = load_config(preset="paper")
+    stages = {stage.name: stage for stage in build_stages(config)}
+    assert stages["separation"].fingerprint()["backend"] == "htdemucs"
+    assert stages["asr"].fingerprint()["model"]["model"] == "openai/whisper-large-v3"
+    assert stages["vision"].resources.gpus == 0.0  # served: the GPU is the server's

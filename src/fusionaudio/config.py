@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PRESETS = ("offline",)
+PRESETS = ("offline", "paper")
 
 
 class ConfigError(Exception):
@@ -88,6 +88,7 @@ class SeparationConfig(_Strict):
     enabled: bool = True
     backend: Literal["spleeter_torch", "htdemucs"] = "spleeter_torch"
     model_path: Path | None = Field(None, description="htdemucs: a .th file or a local model repo")
+    model_name: str = Field("htdemucs", description="htdemucs: the bag to load from a repo folder")
     device: str = "cpu"
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)

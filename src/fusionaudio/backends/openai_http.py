@@ -2,8 +2,9 @@
 Ollama, hosted APIs): timeouts, retries with exponential backoff and jitter, and a
 concurrency limit shared by every thread that uses the client.
 
-Retried: connection errors, timeouts, HTTP 408/409/429 and 5xx. Anything else (a 400
-for a bad request, a 401) fails at once with the server's message.
+Retried: connection errors, timeouts, HTTP 408/409/429 and 5xx, and 200 answers whose
+body is not a chat completion. Anything else (a 400 for a bad request, a 401) fails at
+once with the server's message.
 """
 
 from __future__ import annotations
@@ -139,10 +140,14 @@ class OpenAIClient:
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
-                    return self._parse(response, time.perf_counter() - started, attempt)
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code not in RETRY_STATUS:
-                    break
+                    try:
+                        return self._parse(response, time.perf_counter() - started, attempt)
+                    except LLMError as exc:  # a cut or garbled body: worth another try
+                        last = str(exc)
+                else:
+                    last = f"HTTP {response.status_code}: {response.text[:200]}"
+                    if response.status_code not in RETRY_STATUS:
+                        break
             if attempt <= self.max_retries:
                 delay = self.backoff_s * (2 ** (attempt - 1))
                 time.sleep(delay * (0.5 + random.random()))

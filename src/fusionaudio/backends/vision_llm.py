@@ -41,8 +41,16 @@ class OpenAIVisionLLM:
         return self.client.chat(messages, max_tokens=self.max_tokens).text.strip()
 
 
+QWEN_SYSTEM = "You are a helpful assistant."
+
+
 class Qwen25VLTransformers:
-    """Qwen2.5-VL (72B in the paper; any size of its class) from a folder or hub id."""
+    """Qwen2.5-VL (72B in the paper; any size of its class) from a folder or hub id.
+
+    Built from the tokenizer and the image processor rather than the combined processor:
+    transformers' Qwen2.5-VL processor insists on a video processor that needs
+    torchvision, which frames-as-images never use. The chat format below is Qwen's own.
+    """
 
     name = "qwen2_5_vl"
 
@@ -61,7 +69,8 @@ class Qwen25VLTransformers:
         self.max_new_tokens = max_new_tokens
         self.model_id = model
         self.revision = "not-loaded"
-        self._processor: Any = None
+        self._tokenizer: Any = None
+        self._images: Any = None
         self._model: Any = None
 
     def fingerprint(self) -> dict[str, str]:
@@ -74,9 +83,16 @@ class Qwen25VLTransformers:
 
     def setup(self) -> None:
         import torch
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+        from transformers import (
+            AutoTokenizer,
+            Qwen2_5_VLForConditionalGeneration,
+            Qwen2VLImageProcessor,
+        )
 
-        self._processor = AutoProcessor.from_pretrained(
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            self.model, local_files_only=self.local_files_only
+        )
+        self._images = Qwen2VLImageProcessor.from_pretrained(
             self.model, local_files_only=self.local_files_only
         )
         self._model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
@@ -85,26 +101,35 @@ class Qwen25VLTransformers:
         self._model.eval()
         self.revision = str(getattr(self._model.config, "_commit_hash", None) or "local")
 
+    def _prompt(self, frames: list[tuple[float, np.ndarray]], grid: Any, prompt: str) -> str:
+        merge = int(self._images.merge_size) ** 2
+        parts = []
+        for (time_s, _), thw in zip(frames, grid, strict=True):
+            pads = "<|image_pad|>" * (int(thw.prod()) // merge)
+            parts.append(f"Frame at {_stamp(time_s)}: <|vision_start|>{pads}<|vision_end|>")
+        user = "\n".join(parts) + "\n" + prompt
+        return (
+            f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n"
+            f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+        )
+
     def describe_frames(self, frames: list[tuple[float, np.ndarray]], prompt: str) -> str:
         import torch
-        from PIL import Image
 
         if self._model is None:
             raise RuntimeError("Qwen25VLTransformers.setup() was not called")
-        content: list[dict[str, Any]] = []
-        images = []
-        for time_s, rgb in frames:
-            content.append({"type": "text", "text": f"Frame at {_stamp(time_s)}:"})
-            content.append({"type": "image"})
-            images.append(Image.fromarray(rgb))
-        content.append({"type": "text", "text": prompt})
-        text = self._processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-        )
-        inputs = self._processor(text=[text], images=images, return_tensors="pt").to(self.device)
+        pixels = self._images(images=[rgb for _, rgb in frames], return_tensors="pt")
+        text = self._prompt(frames, pixels["image_grid_thw"], prompt)
+        tokens = self._tokenizer(text, return_tensors="pt")
+        inputs = {
+            "input_ids": tokens["input_ids"].to(self.device),
+            "attention_mask": tokens["attention_mask"].to(self.device),
+            "pixel_values": pixels["pixel_values"].to(self.device, dtype=self._model.dtype),
+            "image_grid_thw": pixels["image_grid_thw"].to(self.device),
+        }
         with torch.inference_mode():
             out = self._model.generate(
                 **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        return str(self._processor.decode(new_tokens, skip_special_tokens=True)).strip()
+        return str(self._tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()

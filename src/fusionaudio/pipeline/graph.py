@@ -70,7 +70,14 @@ def build_stages(config: RunConfig) -> list[Stage]:
     if separated:
         s = ex.separation
         stages.append(
-            SeparationStage(s.backend, s.model_path, s.device, workers=s.workers, threads=s.threads)
+            SeparationStage(
+                s.backend,
+                s.model_path,
+                s.model_name,
+                s.device,
+                workers=s.workers,
+                threads=s.threads,
+            )
         )
     if ex.asr.enabled:
         a = ex.asr

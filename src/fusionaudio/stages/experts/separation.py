@@ -38,13 +38,15 @@ class SeparatorBackend(Protocol):
     def separate(self, stereo_44k: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-def _backend(name: str, threads: int, model_path: Path | None, device: str) -> SeparatorBackend:
+def _backend(
+    name: str, threads: int, model_path: Path | None, model_name: str, device: str
+) -> SeparatorBackend:
     if name == "spleeter_torch":
         return SpleeterTorch(threads=threads)
     if name == "htdemucs":
         if model_path is None:
             raise ValueError("the htdemucs backend needs model_path (a .th file or a model repo)")
-        return HTDemucsTorch(model_path, device=device, threads=threads)
+        return HTDemucsTorch(model_path, model_name=model_name, device=device, threads=threads)
     raise ValueError(f"unknown separation backend {name!r}; known: spleeter_torch, htdemucs")
 
 
@@ -58,6 +60,7 @@ class SeparationStage(Stage):
         self,
         backend: str = "spleeter_torch",
         model_path: Path | None = None,
+        model_name: str = "htdemucs",
         device: str = "cpu",
         batch_size: int = 1,
         workers: int = 1,
@@ -65,6 +68,7 @@ class SeparationStage(Stage):
     ) -> None:
         self.backend_name = backend
         self.model_path = model_path
+        self.model_name = model_name
         self.device = device
         self.batch_size = batch_size
         self.workers = workers
@@ -76,11 +80,13 @@ class SeparationStage(Stage):
         if self.backend_name == "spleeter_torch":
             model = SpleeterTorch.fingerprint()
         else:
-            model = {"model_path": str(self.model_path)}
+            model = {"model_path": str(self.model_path), "model_name": self.model_name}
         return {"backend": self.backend_name, "model": model}
 
     def setup(self) -> None:
-        self._backend = _backend(self.backend_name, self.threads, self.model_path, self.device)
+        self._backend = _backend(
+            self.backend_name, self.threads, self.model_path, self.model_name, self.device
+        )
         self._backend.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[StageOutput]:
