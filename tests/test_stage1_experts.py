@@ -239,3 +239,18 @@ def test_event_spans_merge_consecutive_patches() -> None:
         {"label": "Dog", "start_s": 0.0, "end_s": 1.44, "peak_confidence": 0.9},
         {"label": "Dog", "start_s": 2.4, "end_s": 3.36, "peak_confidence": 0.8},
     ]
+
+
+def test_on_screen_text_is_read_by_tesseract() -> None:
+    """Needs the tesseract binary (.ci/run installs Debian's tesseract-ocr)."""
+    import cv2
+
+    from fusionaudio.backends.imagenet_vision import ImagenetFacesOcr
+
+    frame = np.full((240, 640, 3), 255, np.uint8)
+    cv2.putText(frame, "EXIT SIGN", (40, 140), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (0, 0, 0), 6)
+    backend = ImagenetFacesOcr()
+    backend.setup()
+    result = backend.analyse([(1.0, frame)])
+    assert result["ocr_available"], "tesseract is not installed"
+    assert "EXIT" in result["frames"][0]["text"] and result["text"] == [result["frames"][0]["text"]]
