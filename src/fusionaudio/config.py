@@ -155,6 +155,50 @@ class ExpertsConfig(_Strict):
     given_tags: GivenTagsConfig = GivenTagsConfig()
 
 
+class LLMConfig(_Strict):
+    """The text LLM of fusion and QA."""
+
+    backend: Literal["llama_cpp", "openai", "vllm"] = "llama_cpp"
+    model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="llama_cpp: a packaged name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, "
+        "smollm2-135m) or a GGUF path; vllm: a folder or hub id",
+    )
+    server: ServerConfig | None = None
+    json_mode: Literal["json_schema", "json_object", "none"] = "json_schema"
+    n_ctx: int = Field(4096, ge=512)
+    threads: int = Field(
+        1,
+        ge=1,
+        description="llama.cpp threads; fusion and QA run at once, so keep their sum <= cores",
+    )
+    tensor_parallel_size: int = Field(1, ge=1)
+
+
+class FusionConfig(_Strict):
+    enabled: bool = True
+    llm: LLMConfig = LLMConfig()
+    prompt_style: Literal["small", "paper"] = Field(
+        "small", description="small: redacted evidence for small models; paper: the full cues"
+    )
+    max_tokens: int = Field(300, ge=16)
+    temperature: float = Field(0.2, ge=0)
+    max_attempts: int = Field(3, ge=1)
+    seed: int = 0
+    workers: int = Field(1, ge=1, description="concurrent requests (servers); keep 1 for llama_cpp")
+
+
+class QAConfig(_Strict):
+    enabled: bool = True
+    llm: LLMConfig | None = Field(None, description="None: the fusion LLM")
+    pairs: int = Field(4, ge=1, le=10)
+    max_tokens: int = Field(600, ge=32)
+    temperature: float = Field(0.3, ge=0)
+    max_attempts: int = Field(3, ge=1)
+    seed: int = 0
+    workers: int = Field(1, ge=1)
+
+
 def _default_models_dir() -> Path:
     root = os.environ.get("FUSIONAUDIO_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fusionaudio"
@@ -169,6 +213,8 @@ class RunConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     store: StoreConfig = StoreConfig()
     experts: ExpertsConfig = ExpertsConfig()
+    fusion: FusionConfig = FusionConfig()
+    qa: QAConfig = QAConfig()
 
     def output_affecting(self) -> dict[str, Any]:
         """The part of the config that changes results (the engine and store do not)."""

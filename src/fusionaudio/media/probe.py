@@ -41,11 +41,12 @@ def _probe_av(path: Path) -> MediaInfo:
     with av.open(str(path), metadata_errors="ignore") as container:
         audio = container.streams.audio[0] if container.streams.audio else None
         video = container.streams.video[0] if container.streams.video else None
+        # The audio stream's own length first: a video's container may run longer.
         duration: float | None = None
-        if container.duration is not None:
-            duration = float(container.duration) / 1_000_000.0
-        elif audio is not None and audio.duration is not None and audio.time_base is not None:
+        if audio is not None and audio.duration is not None and audio.time_base is not None:
             duration = float(audio.duration * audio.time_base)
+        elif container.duration is not None:
+            duration = float(container.duration) / 1_000_000.0
         fps = None
         if video is not None and video.average_rate is not None:
             fps = float(video.average_rate)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fusionaudio.backends.openai_http import ServerSettings
-from fusionaudio.config import RunConfig, ServerConfig
+from fusionaudio.config import LLMConfig, RunConfig, ServerConfig
 from fusionaudio.stages.base import (
     ACCOMPANIMENT_16K,
     AUDIO_16K_MONO,
@@ -20,6 +20,9 @@ from fusionaudio.stages.experts.separation import SeparationStage
 from fusionaudio.stages.experts.tagging import TaggingStage
 from fusionaudio.stages.experts.vad import VadStage
 from fusionaudio.stages.experts.vision import VisionStage
+from fusionaudio.stages.fusion.fusion import FusionStage
+from fusionaudio.stages.fusion.llm_choice import LLMSettings
+from fusionaudio.stages.fusion.qa import QAStage
 
 
 class GraphError(Exception):
@@ -136,8 +139,51 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 threads=vi.threads,
             )
         )
+    experts = tuple(stage.produces for stage in stages)
+    if config.fusion.enabled:
+        f = config.fusion
+        fusion_llm = _llm(f.llm, config)
+        stages.append(
+            FusionStage(
+                fusion_llm,
+                wants=experts,
+                prompt_style=f.prompt_style,
+                max_tokens=f.max_tokens,
+                temperature=f.temperature,
+                max_attempts=f.max_attempts,
+                seed=f.seed,
+                workers=f.workers,
+            )
+        )
+        if config.qa.enabled:
+            q = config.qa
+            stages.append(
+                QAStage(
+                    fusion_llm if q.llm is None else _llm(q.llm, config),
+                    wants=experts,
+                    pairs=q.pairs,
+                    max_tokens=q.max_tokens,
+                    temperature=q.temperature,
+                    max_attempts=q.max_attempts,
+                    seed=q.seed,
+                    workers=q.workers,
+                )
+            )
     check_graph(stages)
     return stages
+
+
+def _llm(config: LLMConfig, run: RunConfig) -> LLMSettings:
+    return LLMSettings(
+        backend=config.backend,
+        model=config.model,
+        models_dir=run.models_dir,
+        server=_server(config.server),
+        json_mode=config.json_mode,
+        n_ctx=config.n_ctx,
+        threads=config.threads,
+        tensor_parallel_size=config.tensor_parallel_size,
+    )
 
 
 def check_graph(stages: list[Stage]) -> None:
@@ -151,6 +197,11 @@ def check_graph(stages: list[Stage]) -> None:
             if need not in MEDIA_VIEWS and need not in produced and need not in derived:
                 raise GraphError(
                     f"stage {stage.name!r} needs {need!r}, which no earlier enabled stage produces"
+                )
+        for want in stage.wants:
+            if want not in produced:
+                raise GraphError(
+                    f"stage {stage.name!r} wants {want!r}, which no earlier stage produces"
                 )
         produced.add(stage.produces)
         derived.update(stage.provides_views)

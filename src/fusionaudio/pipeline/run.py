@@ -31,7 +31,7 @@ from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.pipeline.inputs import discover
 from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
 from fusionaudio.pipeline.task import ClipTask
-from fusionaudio.schema import SCHEMA_VERSION, Clip, ClipResult
+from fusionaudio.schema import SCHEMA_VERSION, Caption, Clip, ClipResult, ClipStatus, QAPair
 from fusionaudio.stages.base import Stage, config_hash
 from fusionaudio.store.atomic import atomic_write_text, remove_stale_temporaries
 from fusionaudio.store.results import ShardWriter, assemble, iter_shard_records
@@ -59,6 +59,8 @@ class StageSummary:
     errors: int = 0
     busy_s: float = 0.0
     setup_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 @dataclass
@@ -137,18 +139,56 @@ def _done_records(
     return done
 
 
+STAGE2 = ("fusion", "qa")
+
+
+def _caption(task: ClipTask) -> tuple[Caption | None, str | None]:
+    """The caption and, when the reliability gate closed, why (status "uncertain")."""
+    fusion = task.cues.get("fusion")
+    if fusion is None:
+        return None, None
+    if fusion.output.get("uncertain"):
+        return None, str(fusion.output.get("reason", "uncertain"))
+    caption = Caption(
+        text=fusion.output["caption"],
+        ambiguities=tuple(fusion.output.get("ambiguities", [])),
+        provenance=fusion.provenance,
+    )
+    return caption, None
+
+
+def _qa_pairs(task: ClipTask) -> list[QAPair]:
+    qa = task.cues.get("qa")
+    if qa is None:
+        return []
+    return [
+        QAPair(p["question"], p["answer"], p["type"], qa.provenance)
+        for p in qa.output.get("pairs", [])
+    ]
+
+
 def to_result(task: ClipTask, phash: str) -> ClipResult:
     media = task.media
     duration = None if media is None else round(media.window_end_s - media.window_start_s, 3)
+    caption, uncertain = _caption(task)
+    warnings = list(task.warnings)
+    status: ClipStatus = "ok"
+    if task.error:
+        status = "error"
+    elif uncertain is not None:
+        status = "uncertain"
+        warnings.append(f"uncertain: {uncertain}")
     return ClipResult(
         clip_id=task.clip.clip_id,
         source=task.clip.source,
-        status="error" if task.error else "ok",
+        status=status,
         error=task.error,
         duration_s=duration,
         media=media,
-        cues=dict(task.cues),
-        warnings=list(task.warnings),
+        cues={name: cue for name, cue in task.cues.items() if name not in STAGE2},
+        caption=caption,
+        qa=_qa_pairs(task),
+        warnings=warnings,
         provenance={
             "pipeline_hash": phash,
             "fusionaudio_version": __version__,
@@ -240,6 +280,10 @@ def run(
                     summary.cached += 1
                 elif stage.name in task.cues:
                     summary.computed += 1
+                    tokens = task.cues[stage.name].output.get("tokens")
+                    if isinstance(tokens, dict):
+                        summary.prompt_tokens += int(tokens.get("prompt", 0))
+                        summary.completion_tokens += int(tokens.get("completion", 0))
                 elif task.error and task.error.startswith(f"{stage.name} failed"):
                     summary.errors += 1
             if stages and all(s.name in task.cached for s in stages):
@@ -343,6 +387,17 @@ def _write_run_json(
                 "errors": s.errors,
                 "busy_s": s.busy_s,
                 "setup_s": s.setup_s,
+                **(
+                    {
+                        "prompt_tokens": s.prompt_tokens,
+                        "completion_tokens": s.completion_tokens,
+                        "completion_tokens_per_s": round(s.completion_tokens / s.busy_s, 2)
+                        if s.busy_s
+                        else None,
+                    }
+                    if s.prompt_tokens or s.completion_tokens
+                    else {}
+                ),
             }
             for name, s in summary.stages.items()
         },

@@ -120,7 +120,7 @@ class LoadStep:
         for stage in self.stages:
             upstream = {
                 need: task.stage_keys[providers.get(need, need)]
-                for need in stage.needs
+                for need in (*stage.needs, *stage.wants)
                 if providers.get(need, need) in task.stage_keys
             }
             key = stage_key(load_key, stage, upstream, task.clip)
@@ -228,10 +228,13 @@ class StageStep:
         return views_ok and cues_ok
 
     def _input(self, task: ClipTask) -> StageInput:
+        cues = {c: task.cues[c] for c in cue_needs(self.stage)}
+        cues.update({c: task.cues[c] for c in self.stage.wants if c in task.cues})
         return StageInput(
             clip=task.clip,
             views={v: task.views[v] for v in view_needs(self.stage)},
-            cues={c: task.cues[c] for c in cue_needs(self.stage)},
+            cues=cues,
+            media=task.media,
         )
 
     def process(self, batch: list[ClipTask]) -> list[ClipTask]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from fusionaudio.media.audio import AudioView
 from fusionaudio.media.frames import VideoFrame
-from fusionaudio.schema import Clip, Cue, Provenance
+from fusionaudio.schema import Clip, Cue, MediaSummary, Provenance
 
 # Media views a stage may name in ``needs``; the pipeline's loader builds them.
 AUDIO_16K_MONO = "audio_16k_mono"
@@ -59,6 +59,7 @@ class StageInput:
     clip: Clip
     views: Mapping[str, View]
     cues: Mapping[str, Cue]
+    media: MediaSummary | None = None
 
     def audio(self, name: str) -> AudioView:
         view = self.views[name]
@@ -90,6 +91,8 @@ class Stage(ABC):
     needs: tuple[str, ...]
     produces: str
     provides_views: tuple[str, ...] = ()
+    wants: tuple[str, ...] = ()
+    """Cues used when present (an expert switched off or skipped for a clip is no error)."""
     resources: Resources = Resources()
     batch_size: int = 1
     workers: int = 1

@@ -1,16 +1,58 @@
 """Prompts are versioned files next to the stages that use them; the file name
-(``<name>.v<N>.txt``) is the version that goes into provenance."""
+(``<name>.v<N>.txt``) is the version that goes into provenance.
+
+A prompt file may end with worked examples, each a ``### example`` section (the user
+turn) followed by a ``### answer`` section (the assistant turn); they are sent as chat
+turns, which small models imitate more faithfully than examples inside the system text.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
+
+EXAMPLE = "### example"
+ANSWER = "### answer"
 
 
 @dataclass(frozen=True)
 class Prompt:
     text: str
     version: str
+
+    @property
+    def system(self) -> str:
+        return self.text.split(EXAMPLE, 1)[0].strip()
+
+    @property
+    def examples(self) -> list[tuple[str, str]]:
+        pairs = []
+        for block in self.text.split(EXAMPLE)[1:]:
+            user, _, answer = block.partition(ANSWER)
+            pairs.append((user.strip(), answer.strip()))
+        return pairs
+
+    @property
+    def example_captions(self) -> list[str]:
+        captions = []
+        for _, answer in self.examples:
+            try:
+                value = json.loads(answer)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict) and isinstance(value.get("caption"), str):
+                captions.append(value["caption"])
+        return captions
+
+    def messages(self, user: str) -> list[dict[str, Any]]:
+        turns: list[dict[str, Any]] = [{"role": "system", "content": self.system}]
+        for example, answer in self.examples:
+            turns.append({"role": "user", "content": example})
+            turns.append({"role": "assistant", "content": answer})
+        turns.append({"role": "user", "content": user})
+        return turns
 
 
 def load_prompt(name: str, version: int = 1) -> Prompt:

@@ -1,0 +1,56 @@
+"""Any OpenAI-compatible server as the fusion/QA LLM, with structured output where the
+server supports it (``json_schema`` for OpenAI and vLLM, ``json_object`` + schema for the
+llama.cpp servers)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fusionaudio.backends.llm import LLMReply
+from fusionaudio.backends.openai_http import ServerSettings
+
+JsonMode = Literal["json_schema", "json_object", "none"]
+
+
+class OpenAILLM:
+    name = "openai"
+
+    def __init__(self, server: ServerSettings, json_mode: JsonMode = "json_schema") -> None:
+        self.server = server
+        self.json_mode = json_mode
+        self.model_id = server.model
+        self.revision = f"server:{server.base_url}"
+        self._client = server.client()
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"model": self.server.model, "json_mode": self.json_mode}
+
+    def setup(self) -> None:
+        pass
+
+    def generate(
+        self,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float,
+        json_schema: dict[str, Any] | None,
+        seed: int,
+    ) -> LLMReply:
+        response_format: dict[str, Any] | None = None
+        if json_schema is not None and self.json_mode == "json_schema":
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": json_schema, "strict": True},
+            }
+        elif json_schema is not None and self.json_mode == "json_object":
+            response_format = {"type": "json_object", "schema": json_schema}
+        result = self._client.chat(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            response_format=response_format,
+            seed=seed,
+        )
+        return LLMReply(
+            result.text, result.prompt_tokens, result.completion_tokens, result.latency_s
+        )
