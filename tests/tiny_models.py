@@ -182,3 +182,37 @@ def tiny_qwen25_vl(folder: Path) -> Path:
     tokenizer.save_pretrained(folder)
     Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112).save_pretrained(folder)
     return folder
+
+
+def tiny_clap(folder: Path) -> Path:
+    """ClapModel (HTSAT audio tower, RoBERTa text tower) with a BPE tokenizer built here."""
+    import torch
+    from transformers import (
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapProcessor,
+        RobertaTokenizerFast,
+    )
+
+    torch.manual_seed(0)
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tokenizer = RobertaTokenizerFast(
+        tokenizer_object=_bpe_tokenizer(special, "A dog barks. Music plays. A man speaks over traffic."),
+        bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+    )  # fmt: skip
+    config = ClapConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 16, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 80,
+                     "pad_token_id": tokenizer.pad_token_id, "projection_dim": 16},
+        audio_config={"patch_embeds_hidden_size": 8, "hidden_size": 64, "depths": [1, 1, 1, 1],
+                      "num_attention_heads": [1, 1, 2, 2], "projection_dim": 16, "window_size": 8,
+                      "spec_size": 256, "num_mel_bins": 64},
+        projection_dim=16,
+    )  # fmt: skip
+    ClapModel(config).save_pretrained(folder)
+    ClapProcessor(
+        feature_extractor=ClapFeatureExtractor(feature_size=64, truncation="rand_trunc"),
+        tokenizer=tokenizer,
+    ).save_pretrained(folder)
+    return folder

@@ -21,11 +21,12 @@ from rich.progress import (
 from rich.table import Table
 
 from fusionaudio import __version__
+from fusionaudio.calibrate import calibrate, plot_precision_recall, read_ratings
 from fusionaudio.config import PRESETS, ConfigError, load_config
 from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
-from fusionaudio.store.export import ExportFormat, export
+from fusionaudio.store.export import ExportFormat, export, iter_results
 
 EXIT_USAGE = 2
 
@@ -163,6 +164,11 @@ def inspect_command(run_dir: Path, examples: int) -> None:
     table.add_column("s", justify="right")
     table.add_column("cues")
     for record in report.examples:
+        caption = record.get("caption")
+        if caption is not None:
+            score = record.get("scores", {}).get("clap")
+            suffix = "" if score is None else f" [clap {score:.3f}]"
+            out.print(f"[bold]{record['clip_id']}[/bold]: {caption['text']}{suffix}")
         brief = "; ".join(
             f"{name}: {cue_brief(name, cue['output'])}" for name, cue in record["cues"].items()
         )
@@ -212,6 +218,53 @@ def export_command(
         _fail(str(exc))
         return
     click.echo(f"wrote {count} rows to {out}")
+
+
+@cli.command("calibrate")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--ratings",
+    "ratings_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV/JSONL: clip_id and score (1-5) or label",
+)
+@click.option("--beta", default=1.05, show_default=True, help="F-beta's beta (the paper: 1.05)")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="PNG (default RUN_DIR/calibration_pr.png)",
+)
+def calibrate_command(
+    run_dir: Path, ratings_path: Path, beta: float, plot_path: Path | None
+) -> None:
+    """Choose the CLAP threshold that best separates rated hallucinations (F-beta)."""
+    try:
+        ratings = read_ratings(ratings_path)
+        scores = {
+            r["clip_id"]: float(r["scores"]["clap"])
+            for r in iter_results(run_dir, None)
+            if "clap" in r.get("scores", {})
+        }
+        result = calibrate(scores, ratings, beta)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    best = result.best
+    plot = plot_path or run_dir / "calibration_pr.png"
+    plot_precision_recall(result, plot)
+    click.echo(
+        f"{result.rated} rated clips with a score, {result.positives} notable hallucinations (score <= 2)"
+    )
+    click.echo(
+        f"threshold {best.threshold:.4f}: F{beta:g} {best.f_beta:.3f}, precision {best.precision:.3f}, "
+        f"recall {best.recall:.3f}, agreement {best.agreement:.3f}, filter rate {best.filter_rate:.3f}"
+    )
+    click.echo(
+        f"set quality.thresholds.<scorer>: {best.threshold:.4f} in your config; plot: {plot}"
+    )
 
 
 @cli.command("describe")

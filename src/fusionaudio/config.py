@@ -199,6 +199,26 @@ class QAConfig(_Strict):
     workers: int = Field(1, ge=1)
 
 
+class QualityConfig(_Strict):
+    """CLAP-style scoring of each caption against its audio, and claim checks."""
+
+    enabled: bool = True
+    scorer: Literal["pseudo_clap", "clap_transformers"] = "pseudo_clap"
+    model: str | None = Field(None, description="clap_transformers: a CLAP folder or hub id")
+    device: str = "cpu"
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"clap_transformers": 0.08, "pseudo_clap": 0.2},
+        description="per scorer: captions scoring below are filtered (the paper: 0.08 for LAION-CLAP)",
+    )
+    claims: Literal["warn", "filter"] = "warn"
+    workers: int = Field(1, ge=1)
+
+    def threshold(self) -> float:
+        if self.scorer not in self.thresholds:
+            raise ValueError(f"quality.thresholds has no entry for the scorer {self.scorer!r}")
+        return self.thresholds[self.scorer]
+
+
 def _default_models_dir() -> Path:
     root = os.environ.get("FUSIONAUDIO_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fusionaudio"
@@ -215,10 +235,16 @@ class RunConfig(_Strict):
     experts: ExpertsConfig = ExpertsConfig()
     fusion: FusionConfig = FusionConfig()
     qa: QAConfig = QAConfig()
+    quality: QualityConfig = QualityConfig()
 
     def output_affecting(self) -> dict[str, Any]:
         """The part of the config that changes results (the engine and store do not)."""
-        return {"media": self.media.model_dump(mode="json")}
+        return {
+            "media": self.media.model_dump(mode="json"),
+            "decisions": {"threshold": self.quality.threshold(), "claims": self.quality.claims}
+            if self.quality.enabled
+            else None,
+        }
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from fusionaudio.stages.experts.vision import VisionStage
 from fusionaudio.stages.fusion.fusion import FusionStage
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.qa import QAStage
+from fusionaudio.stages.quality.clap_score import ClapScoreStage
 
 
 class GraphError(Exception):
@@ -155,6 +156,9 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 workers=f.workers,
             )
         )
+        if config.quality.enabled:
+            qc = config.quality
+            stages.append(ClapScoreStage(qc.scorer, qc.model, qc.device, workers=qc.workers))
         if config.qa.enabled:
             q = config.qa
             stages.append(

@@ -33,6 +33,7 @@ from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
 from fusionaudio.pipeline.task import ClipTask
 from fusionaudio.schema import SCHEMA_VERSION, Caption, Clip, ClipResult, ClipStatus, QAPair
 from fusionaudio.stages.base import Stage, config_hash
+from fusionaudio.stages.quality.claims import check_claims
 from fusionaudio.store.atomic import atomic_write_text, remove_stale_temporaries
 from fusionaudio.store.results import ShardWriter, assemble, iter_shard_records
 from fusionaudio.store.stage_cache import StageCache
@@ -139,7 +140,48 @@ def _done_records(
     return done
 
 
-STAGE2 = ("fusion", "qa")
+STAGE2 = ("fusion", "qa", "clap")
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the sink decides from scores and cues, without running a model."""
+
+    threshold: float | None = None
+    scorer: str | None = None
+    claims_filter: bool = False
+
+
+def decisions_for(config: RunConfig) -> Decisions:
+    quality = config.quality
+    if not quality.enabled:
+        return Decisions()
+    return Decisions(quality.threshold(), quality.scorer, quality.claims == "filter")
+
+
+def _decide(
+    task: ClipTask, caption: Caption | None, decisions: Decisions
+) -> tuple[dict[str, float], list[str], bool]:
+    """Scores, warnings and whether the clip is filtered."""
+    scores: dict[str, float] = {}
+    notes: list[str] = []
+    filtered = False
+    clap = task.cues.get("clap")
+    if clap is not None and clap.output.get("score") is not None:
+        score = float(clap.output["score"])
+        scores["clap"] = score
+        if decisions.threshold is not None and score < decisions.threshold:
+            filtered = True
+            notes.append(
+                f"filtered: {decisions.scorer} score {score:.4f} < threshold {decisions.threshold:g}"
+            )
+    if caption is not None:
+        expert_outputs = {name: cue.output for name, cue in task.cues.items() if name not in STAGE2}
+        findings = check_claims(caption.text, expert_outputs)
+        notes += [f"claim: {finding}" for finding in findings]
+        if findings and decisions.claims_filter:
+            filtered = True
+    return scores, notes, filtered
 
 
 def _caption(task: ClipTask) -> tuple[Caption | None, str | None]:
@@ -167,17 +209,21 @@ def _qa_pairs(task: ClipTask) -> list[QAPair]:
     ]
 
 
-def to_result(task: ClipTask, phash: str) -> ClipResult:
+def to_result(task: ClipTask, phash: str, decisions: Decisions = Decisions()) -> ClipResult:
     media = task.media
     duration = None if media is None else round(media.window_end_s - media.window_start_s, 3)
     caption, uncertain = _caption(task)
     warnings = list(task.warnings)
+    scores, notes, filtered = _decide(task, caption, decisions)
+    warnings += notes
     status: ClipStatus = "ok"
     if task.error:
         status = "error"
     elif uncertain is not None:
         status = "uncertain"
         warnings.append(f"uncertain: {uncertain}")
+    elif filtered:
+        status = "filtered"
     return ClipResult(
         clip_id=task.clip.clip_id,
         source=task.clip.source,
@@ -188,6 +234,7 @@ def to_result(task: ClipTask, phash: str) -> ClipResult:
         cues={name: cue for name, cue in task.cues.items() if name not in STAGE2},
         caption=caption,
         qa=_qa_pairs(task),
+        scores=scores,
         warnings=warnings,
         provenance={
             "pipeline_hash": phash,
@@ -254,6 +301,7 @@ def run(
         shard_dir = run_dir / "shards"
         cache = StageCache(run_dir / "cache")
         phash = pipeline_hash(config, stages)
+        decisions = decisions_for(config)
         done = _done_records(shard_dir, clips, phash, retry_errors)
         todo = [clip for clip in clips if clip.clip_id not in done]
         counts: Counter[str] = Counter(done.values())
@@ -271,7 +319,7 @@ def run(
 
         def sink(task: ClipTask) -> None:
             nonlocal fully_cached
-            result = to_result(task, phash)
+            result = to_result(task, phash, decisions)
             writer.add(result.to_dict())
             counts[result.status] += 1
             for stage in stages:

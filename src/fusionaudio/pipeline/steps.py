@@ -25,6 +25,7 @@ from fusionaudio.schema import Clip, Cue, MediaSummary
 from fusionaudio.stages.base import (
     AUDIO_16K_MONO,
     AUDIO_44K_STEREO,
+    AUDIO_48K_MONO,
     VIDEO_FRAMES,
     Stage,
     StageInput,
@@ -191,6 +192,8 @@ class LoadStep:
             task.views[AUDIO_16K_MONO] = audio.mono().resample(16_000)
         if AUDIO_44K_STEREO in views:
             task.views[AUDIO_44K_STEREO] = audio.channel_layout(2).resample(44_100)
+        if AUDIO_48K_MONO in views:
+            task.views[AUDIO_48K_MONO] = audio.mono().resample(48_000)
         if VIDEO_FRAMES in views and info.has_video:
             times = frame_times(
                 window.start_s,

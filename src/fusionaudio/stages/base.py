@@ -23,8 +23,9 @@ from fusionaudio.schema import Clip, Cue, MediaSummary, Provenance
 # Media views a stage may name in ``needs``; the pipeline's loader builds them.
 AUDIO_16K_MONO = "audio_16k_mono"
 AUDIO_44K_STEREO = "audio_44k_stereo"
+AUDIO_48K_MONO = "audio_48k_mono"
 VIDEO_FRAMES = "video_frames"
-MEDIA_VIEWS = frozenset({AUDIO_16K_MONO, AUDIO_44K_STEREO, VIDEO_FRAMES})
+MEDIA_VIEWS = frozenset({AUDIO_16K_MONO, AUDIO_44K_STEREO, AUDIO_48K_MONO, VIDEO_FRAMES})
 
 # Views that stages derive (``provides_views``): the separated stems, mono 16 kHz.
 VOCALS_16K = "vocals_16k"

@@ -1,0 +1,67 @@
+"""CLAP through transformers' ClapModel: LAION-CLAP checkpoints or the ones this project
+trains, from a local folder or a hub id (``local_files_only`` by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fusionaudio.backends.model_files import package_version
+
+
+class TransformersClap:
+    name = "clap_transformers"
+
+    def __init__(self, model: str, device: str = "cpu", local_files_only: bool = True) -> None:
+        self.model = model
+        self.device = device
+        self.local_files_only = local_files_only
+        self.model_id = model
+        self.revision = "not-loaded"
+        self._processor: Any = None
+        self._model: Any = None
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"package": f"transformers=={package_version('transformers')}", "model": self.model}
+
+    def setup(self) -> None:
+        from transformers import ClapModel, ClapProcessor
+
+        self._processor = ClapProcessor.from_pretrained(
+            self.model, local_files_only=self.local_files_only
+        )
+        self._model = ClapModel.from_pretrained(
+            self.model, local_files_only=self.local_files_only
+        ).to(self.device)
+        self._model.eval()
+        self.revision = str(getattr(self._model.config, "_commit_hash", None) or "local")
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._processor.feature_extractor.sampling_rate) if self._processor else 48_000
+
+    def score(self, signal: np.ndarray, texts: list[str]) -> list[float]:
+        """Cosine similarity of the clip (at ``sample_rate``) with each text."""
+        import torch
+
+        if self._model is None:
+            raise RuntimeError("TransformersClap.setup() was not called")
+        audio_inputs = self._processor.feature_extractor(
+            [np.asarray(signal, dtype=np.float32)],
+            sampling_rate=self.sample_rate,
+            return_tensors="pt",
+        )
+        text_inputs = self._processor.tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            audio = self._model.get_audio_features(
+                **{k: v.to(self.device) for k, v in audio_inputs.items()}
+            )
+            text = self._model.get_text_features(
+                **{k: v.to(self.device) for k, v in text_inputs.items()}
+            )
+        audio = getattr(audio, "pooler_output", audio)
+        text = getattr(text, "pooler_output", text)
+        audio = torch.nn.functional.normalize(audio, dim=-1)
+        text = torch.nn.functional.normalize(text, dim=-1)
+        return [float(v) for v in (text @ audio[0]).cpu()]

@@ -1,0 +1,1 @@
+"""Quality: CLAP-style audio-text scores and claim checks against the cues."""
