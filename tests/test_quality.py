@@ -98,6 +98,7 @@ def test_claims_flag_speech_over_music(expert_cues) -> None:  # type: ignore[no-
         "A man sings a song with guitar.", speech
     )
     assert check_claims("A man speaks calmly.", speech) == []
+    assert check_claims("A man speaks calmly, with no background noise or music.", speech) == []
 
 
 def brute_force_best(values: list[float], positive: list[bool], beta: float) -> float:

@@ -284,11 +284,24 @@ MUSIC_WORDS = frozenset(
 )
 
 
+NEGATIONS = frozenset(
+    {"no", "not", "without", "never", "nor", "absent", "free", "lacks", "lacking"}
+)
+
+
+def affirmed_words(text: str) -> set[str]:
+    """Words of ``text`` not negated by one of the three words before them ("no music")."""
+    tokens = re.findall(r"[a-z]+", text.lower())
+    return {
+        token for i, token in enumerate(tokens) if not NEGATIONS & set(tokens[max(0, i - 3) : i])
+    }
+
+
 def check_grounding(
     text: str, voice_present: bool, music_present: bool, examples: list[str]
 ) -> list[str]:
     """The caption must reflect the decided facts and must not be a prompt's example."""
-    words = set(re.findall(r"[a-z]+", text.lower()))
+    words = affirmed_words(text)
     problems = []
     if music_present and not words & MUSIC_WORDS:
         problems.append("music is present but the caption does not mention it")

@@ -7,10 +7,9 @@ contradict. Findings are warnings; the config can make them filter.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from fusionaudio.stages.fusion.validate import MUSIC_WORDS, SPEECH_WORDS
+from fusionaudio.stages.fusion.validate import MUSIC_WORDS, SPEECH_WORDS, affirmed_words
 
 # A caption word naming a source -> the AudioSet labels that would support it.
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -75,7 +74,7 @@ def check_claims(
     caption: str, cues: dict[str, Any], confident: float = 0.5, support: float = 0.05
 ) -> list[str]:
     """Findings for one caption; ``cues`` maps expert name to its output dict."""
-    words = set(re.findall(r"[a-z]+", caption.lower()))
+    words = affirmed_words(caption)
     findings = []
     vad = cues.get("vad")
     singing = False
