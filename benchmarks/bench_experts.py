@@ -8,7 +8,6 @@ Usage: python benchmarks/bench_experts.py
 from __future__ import annotations
 
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from fusionaudio.config import load_config
 from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.media.frames import frame_times, sample_frames
+from fusionaudio.metrics import word_error_rate
 from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.schema import Clip, Cue
 from fusionaudio.stages.base import (
@@ -37,17 +37,6 @@ HAS_MUSIC = {
     "engine_start.mp3": False,
     "video_cat.mp4": False,
 }
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref = re.findall(r"[a-z0-9']+", reference.lower())
-    hyp = re.findall(r"[a-z0-9']+", hypothesis.lower())
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
 
 
 def main() -> None:
@@ -107,7 +96,7 @@ def main() -> None:
     )
     for name, reference in SPEECH.items():
         text = results[name]["asr"].output["text"]
-        print(f"ASR WER {name}: {wer(reference, text):.1%}  ({text!r})")
+        print(f"ASR WER {name}: {word_error_rate(reference, text):.1%}  ({text!r})")
     right = sum(results[n]["music"].output["gate"]["open"] == want for n, want in HAS_MUSIC.items())
     print(f"music gate: {right}/{len(HAS_MUSIC)} correct")
 

@@ -27,9 +27,10 @@ from fusionaudio.config import RunConfig, load_config
 from fusionaudio.pipeline.run import run
 from fusionaudio.schema import Clip, ClipResult, Cue
 from fusionaudio.stages.base import StageInput
-from fusionaudio.stages.fusion.fusion import FusionFailed, FusionStage
+from fusionaudio.stages.fusion.fusion import FusionStage
+from fusionaudio.stages.fusion.generation import AnswerRejected
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
-from fusionaudio.stages.fusion.qa import QAFailed, QAStage
+from fusionaudio.stages.fusion.qa import QAStage
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXPERTS = (
@@ -64,7 +65,7 @@ def timed(
     def one(item: StageInput) -> tuple[StageInput, Cue] | None:
         try:
             return item, stage([item])[0]
-        except (FusionFailed, QAFailed) as exc:
+        except AnswerRejected as exc:
             print(f"  {item.clip.clip_id}: {exc}")
             return None
 

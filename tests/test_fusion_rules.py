@@ -22,7 +22,8 @@ from fusionaudio.stages.fusion.evidence import (
     render_small,
     uncertain_reason,
 )
-from fusionaudio.stages.fusion.fusion import FusionFailed, FusionStage
+from fusionaudio.stages.fusion.fusion import FusionStage
+from fusionaudio.stages.fusion.generation import AnswerRejected
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.validate import (
     check_leaks,
@@ -251,13 +252,13 @@ def test_prompt_injection_changes_nothing() -> None:
     with serve(obeys) as url:
         # small style: the transcript never reaches the model
         small = _stage(url, "small", attempts=1)
-        with pytest.raises(FusionFailed):
+        with pytest.raises(AnswerRejected):
             small([item])
         sent = json.dumps(obeys.requests[-1])
         assert "HACKED" not in sent and "Ignore all previous" not in sent
         # paper style: the transcript is sent, delimited as data; obeying it is rejected
         paper = _stage(url, "paper", attempts=2)
-        with pytest.raises(FusionFailed, match="quotes the speech"):
+        with pytest.raises(AnswerRejected, match="quotes the speech"):
             paper([item])
         user = obeys.requests[-1]["messages"][1]["content"]
         assert f'<input name="Speech Content">\n{INJECTION}\n</input>' in user

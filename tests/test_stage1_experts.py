@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from fusionaudio.media.audio import AudioView
 from fusionaudio.media.frames import frame_times, sample_frames
+from fusionaudio.metrics import word_error_rate
 from fusionaudio.schema import Clip, Cue, Tag
 from fusionaudio.stages.base import (
     ACCOMPANIMENT_16K,
@@ -34,18 +34,6 @@ SPEECH_TEXT = {
     "speech_fox.wav": "The quick brown fox jumps over the lazy dog. Today we are testing an offline audio captioning pipeline.",
     "video_cat.mp4": "Look at this cat. She is sitting very still and watching the camera.",
 }
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance over the reference length (case and punctuation folded)."""
-    ref = re.findall(r"[a-z0-9']+", reference.lower())
-    hyp = re.findall(r"[a-z0-9']+", hypothesis.lower())
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
 
 
 def test_word_error_rate_reference() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from fusionaudio.backends.model_files import package_version
 from fusionaudio.backends.openai_http import OpenAIClient, wav_base64
+from fusionaudio.backends.transformers_loading import load_pretrained
 
 
 class OpenAIAudioLLM:
@@ -77,17 +78,16 @@ class Qwen2AudioTransformers:
         }
 
     def setup(self) -> None:
-        import torch
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
-        self._processor = AutoProcessor.from_pretrained(
-            self.model, local_files_only=self.local_files_only
+        self._processor, self._model, self.revision = load_pretrained(
+            Qwen2AudioForConditionalGeneration,
+            AutoProcessor,
+            self.model,
+            self.device,
+            self.dtype,
+            self.local_files_only,
         )
-        self._model = Qwen2AudioForConditionalGeneration.from_pretrained(
-            self.model, local_files_only=self.local_files_only, dtype=getattr(torch, self.dtype)
-        ).to(self.device)
-        self._model.eval()
-        self.revision = str(getattr(self._model.config, "_commit_hash", None) or "local")
 
     def describe(self, signal_16k: np.ndarray, prompt: str) -> str:
         import torch

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from fusionaudio.backends.model_files import package_version
+from fusionaudio.backends.transformers_loading import load_pretrained
 
 
 class TransformersClap:
@@ -28,14 +29,9 @@ class TransformersClap:
     def setup(self) -> None:
         from transformers import ClapModel, ClapProcessor
 
-        self._processor = ClapProcessor.from_pretrained(
-            self.model, local_files_only=self.local_files_only
+        self._processor, self._model, self.revision = load_pretrained(
+            ClapModel, ClapProcessor, self.model, self.device, None, self.local_files_only
         )
-        self._model = ClapModel.from_pretrained(
-            self.model, local_files_only=self.local_files_only
-        ).to(self.device)
-        self._model.eval()
-        self.revision = str(getattr(self._model.config, "_commit_hash", None) or "local")
 
     @property
     def sample_rate(self) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fusionaudio.backends.model_files import package_version
+from fusionaudio.backends.transformers_loading import load_pretrained
 
 
 class TransformersWhisper:
@@ -45,19 +46,16 @@ class TransformersWhisper:
         }
 
     def setup(self) -> None:
-        import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        self._processor = WhisperProcessor.from_pretrained(
-            self.model, local_files_only=self.local_files_only
-        )
-        self._model = WhisperForConditionalGeneration.from_pretrained(
+        self._processor, self._model, self.revision = load_pretrained(
+            WhisperForConditionalGeneration,
+            WhisperProcessor,
             self.model,
-            local_files_only=self.local_files_only,
-            dtype=getattr(torch, self.dtype),
-        ).to(self.device)
-        self._model.eval()
-        self.revision = str(getattr(self._model.config, "_commit_hash", None) or "local")
+            self.device,
+            self.dtype,
+            self.local_files_only,
+        )
 
     def transcribe(self, signal_16k: np.ndarray) -> dict[str, Any]:
         import torch

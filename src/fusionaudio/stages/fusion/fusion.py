@@ -24,6 +24,7 @@ from fusionaudio.stages.fusion.evidence import (
     render_small,
     uncertain_reason,
 )
+from fusionaudio.stages.fusion.generation import generate_validated
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.validate import (
@@ -34,7 +35,6 @@ from fusionaudio.stages.fusion.validate import (
     check_transcript_copy,
     check_visual,
     content_words,
-    parse_json_object,
 )
 
 PromptStyle = Literal["small", "paper"]
@@ -48,10 +48,6 @@ CAPTION_SCHEMA: dict[str, Any] = {
     "required": ["ambiguities", "caption"],
     "additionalProperties": False,
 }
-
-
-class FusionFailed(RuntimeError):
-    """Every attempt was rejected by validation; the message lists the last problems."""
 
 
 def audio_vocabulary(ev: Evidence) -> set[str]:
@@ -142,81 +138,60 @@ class FusionStage(Stage):
         prompt = self.prompt()
         reason = uncertain_reason(ev)
         if reason is not None:
-            output = {"uncertain": True, "reason": reason, "decided_by": "code", "attempts": 0}
-            return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
+            gated = {"uncertain": True, "reason": reason, "decided_by": "code", "attempts": 0}
+            return self.cue(client, gated, time.perf_counter() - started).with_prompt_version(
                 prompt.version
             )
         evidence_text = render_small(ev) if self.prompt_style == "small" else render_paper(ev)
         tag = "evidence" if self.prompt_style == "small" else "inputs"
         messages = prompt.messages(f"<{tag}>\n{evidence_text}\n</{tag}>")
-        base = len(messages)
-        rejected: list[list[str]] = []
-        tokens = {"prompt": 0, "completion": 0}
-        for attempt in range(1, self.max_attempts + 1):
-            reply = client.generate(
-                messages,
-                max_tokens=self.max_tokens,
-                temperature=self.temperature + 0.2 * (attempt - 1),
-                json_schema=CAPTION_SCHEMA,
-                seed=self.seed + attempt - 1,
-            )
-            tokens["prompt"] += reply.prompt_tokens or 0
-            tokens["completion"] += reply.completion_tokens or 0
-            answer = parse_json_object(reply.text)
-            problems, caption, ambiguities = self._check(answer, ev, cues, item.clip.clip_id)
-            if not problems and caption == UNCERTAIN:
-                output = {
-                    "uncertain": True,
-                    "reason": "the LLM's reliability gate",
-                    "decided_by": "llm",
-                    "attempts": attempt,
-                }
-                break
-            if not problems:
-                output = {
-                    "uncertain": False,
-                    "caption": caption,
-                    "ambiguities": ambiguities,
-                    "attempts": attempt,
-                    "rejected": rejected,
-                    "evidence_facts": ev.facts,
-                    "visual_candidates": ev.visual_candidates,
-                }
-                break
-            rejected.append(problems)
-            messages = [
-                *messages[:base],
-                {"role": "assistant", "content": reply.text},
-                {
-                    "role": "user",
-                    "content": "That answer was rejected: "
-                    + "; ".join(problems)
-                    + ". Write the JSON again, following every rule.",
-                },
-            ]
+        result = generate_validated(
+            client,
+            messages,
+            lambda answer: self._check(answer, ev, cues, item.clip.clip_id),
+            CAPTION_SCHEMA,
+            "caption",
+            self.max_tokens,
+            self.temperature,
+            self.seed,
+            self.max_attempts,
+        )
+        caption, ambiguities = result.value
+        output: dict[str, Any]
+        if caption == UNCERTAIN:
+            output = {
+                "uncertain": True,
+                "reason": "the LLM's reliability gate",
+                "decided_by": "llm",
+            }
         else:
-            raise FusionFailed(
-                f"caption rejected {self.max_attempts} times; last problems: "
-                + "; ".join(rejected[-1])
-            )
-        output["tokens"] = tokens
+            output = {
+                "uncertain": False,
+                "caption": caption,
+                "ambiguities": ambiguities,
+                "rejected": result.rejected,
+                "evidence_facts": ev.facts,
+                "visual_candidates": ev.visual_candidates,
+            }
+        output["attempts"] = result.attempts
+        output["tokens"] = result.tokens
         return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
             prompt.version
         )
 
     def _check(
         self, answer: dict[str, Any] | None, ev: Evidence, cues: dict[str, Cue], clip_id: str
-    ) -> tuple[list[str], str, list[str]]:
+    ) -> tuple[tuple[str, list[str]], list[str]]:
         if answer is None:
-            return ["not a JSON object"], "", []
+            return ("", []), ["not a JSON object"]
         caption = answer.get("caption")
         ambiguities = answer.get("ambiguities", [])
         if not isinstance(caption, str) or not isinstance(ambiguities, list):
-            return ["JSON does not match the schema"], "", []
+            return ("", []), ["JSON does not match the schema"]
         caption = " ".join(caption.split())
         ambiguities = [str(a).strip() for a in ambiguities if str(a).strip()]
         if caption == UNCERTAIN:
-            return [], caption, ambiguities
+            return (caption, ambiguities), []
         text = " ".join([caption, *ambiguities])
         problems = check_text_quality(caption)
         problems += check_leaks(text)
@@ -232,4 +207,4 @@ class FusionStage(Stage):
                     problems.append(f"identical to the caption of clip {other!r}")
                 else:
                     self._captions[caption.lower()] = clip_id
-        return problems, caption, ambiguities
+        return (caption, ambiguities), problems

@@ -16,6 +16,7 @@ from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.fusion.evidence import build_evidence, render_small
 from fusionaudio.stages.fusion.fusion import audio_vocabulary, visual_labels
+from fusionaudio.stages.fusion.generation import generate_validated
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.validate import (
@@ -24,7 +25,6 @@ from fusionaudio.stages.fusion.validate import (
     check_transcript_copy,
     check_visual,
     content_words,
-    parse_json_object,
 )
 
 QA_TYPES = (
@@ -60,10 +60,6 @@ def qa_schema(count: int) -> dict[str, Any]:
         "required": ["pairs"],
         "additionalProperties": False,
     }
-
-
-class QAFailed(RuntimeError):
-    """Every attempt was rejected; the message lists the last problems."""
 
 
 class QAStage(Stage):
@@ -140,42 +136,26 @@ class QAStage(Stage):
             {"role": "user", "content": user},
         ]
         grounding = set(content_words(fusion["caption"])) | audio_vocabulary(ev)
-        rejected: list[list[str]] = []
-        tokens = {"prompt": 0, "completion": 0}
-        for attempt in range(1, self.max_attempts + 1):
-            reply = client.generate(
-                messages,
-                self.max_tokens,
-                self.temperature + 0.2 * (attempt - 1),
-                qa_schema(count),
-                self.seed + attempt - 1,
-            )
-            tokens["prompt"] += reply.prompt_tokens or 0
-            tokens["completion"] += reply.completion_tokens or 0
-            pairs, problems = self._check(
-                parse_json_object(reply.text), count, ev.transcript, visual_labels(cues), grounding
-            )
-            if not problems:
-                output = {
-                    "pairs": pairs,
-                    "attempts": attempt,
-                    "rejected": rejected,
-                    "tokens": tokens,
-                }
-                return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-                    prompt.version
-                )
-            rejected.append(problems)
-            messages = [
-                *messages[:2],
-                {"role": "assistant", "content": reply.text},
-                {
-                    "role": "user",
-                    "content": "Rejected: " + "; ".join(problems) + ". Write the JSON again.",
-                },
-            ]
-        raise QAFailed(
-            f"QA rejected {self.max_attempts} times; last problems: " + "; ".join(rejected[-1])
+        seen = visual_labels(cues)
+        result = generate_validated(
+            client,
+            messages,
+            lambda answer: self._check(answer, count, ev.transcript, seen, grounding),
+            qa_schema(count),
+            "QA",
+            self.max_tokens,
+            self.temperature,
+            self.seed,
+            self.max_attempts,
+        )
+        output = {
+            "pairs": result.value,
+            "attempts": result.attempts,
+            "rejected": result.rejected,
+            "tokens": result.tokens,
+        }
+        return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
+            prompt.version
         )
 
     @staticmethod

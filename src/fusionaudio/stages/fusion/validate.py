@@ -290,10 +290,10 @@ NEGATIONS = frozenset(
 
 
 def affirmed_words(text: str) -> set[str]:
-    """Words of ``text`` not negated by one of the three words before them ("no music")."""
+    """Words of ``text`` not negated by one of the four words before them ("no noise or music")."""
     tokens = re.findall(r"[a-z]+", text.lower())
     return {
-        token for i, token in enumerate(tokens) if not NEGATIONS & set(tokens[max(0, i - 3) : i])
+        token for i, token in enumerate(tokens) if not NEGATIONS & set(tokens[max(0, i - 4) : i])
     }
 
 
