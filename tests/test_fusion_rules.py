@@ -360,6 +360,15 @@ def test_run_with_a_server_writes_captions_qa_and_the_instruct_export(
     assert [r["task"] for r in rows[1:]] == ["Open-ended questions"] * 4
     assert all(r["input"] == "" and r["audio_id"] == speech["source"] for r in rows)
     assert export(tmp_path / "run", "jsonl", tmp_path / "all.jsonl", statuses=None) == 3
+    from click.testing import CliRunner
+
+    from fusionaudio.cli import cli
+
+    shown = CliRunner().invoke(cli, ["inspect", str(tmp_path / "run")])
+    assert shown.exit_code == 0 and "A synthetic male voice" in shown.output
+    exported = CliRunner().invoke(cli, ["export", str(tmp_path / "run")])
+    assert exported.exit_code == 0 and "wrote 5 rows" in exported.output
+    assert len(json.loads((tmp_path / "run" / "dataset.instruct.json").read_text())) == 5
     assert export(tmp_path / "run", "parquet", tmp_path / "ok.parquet") == 1
 
 

@@ -9,6 +9,7 @@ from typing import cast
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -167,8 +168,10 @@ def inspect_command(run_dir: Path, examples: int) -> None:
         caption = record.get("caption")
         if caption is not None:
             score = record.get("scores", {}).get("clap")
-            suffix = "" if score is None else f" [clap {score:.3f}]"
-            out.print(f"[bold]{record['clip_id']}[/bold]: {caption['text']}{suffix}")
+            suffix = "" if score is None else f" (clap score {score:.3f})"
+            out.print(
+                f"[bold]{escape(record['clip_id'])}[/bold]: {escape(caption['text'] + suffix)}"
+            )
         brief = "; ".join(
             f"{name}: {cue_brief(name, cue['output'])}" for name, cue in record["cues"].items()
         )
