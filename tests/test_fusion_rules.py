@@ -396,3 +396,12 @@ def test_a_dead_llm_server_gives_per_clip_errors_and_keeps_the_cues(
 def test_music_genre_words_are_not_visual() -> None:
     assert not check_visual("Upbeat video game music with a bright synth melody.", [], {"music"})
     assert check_visual("The video shows a band.", [], {"music"})
+
+
+def test_answers_from_reasoning_models_and_code_fences_parse() -> None:
+    from fusionaudio.stages.fusion.validate import parse_json_object
+
+    thought = '<think>The tags say {Music}; so {"caption": "x"} is wrong.</think>\n{"ambiguities": [], "caption": "Soft piano music."}'
+    assert parse_json_object(thought) == {"ambiguities": [], "caption": "Soft piano music."}
+    assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
+    assert parse_json_object("no json here") is None

@@ -141,7 +141,8 @@ def ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
-    text = text.strip()
+    """The JSON object in an answer, past a reasoning model's <think> block or a code fence."""
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.S).strip()
     if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
     try:
