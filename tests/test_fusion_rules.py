@@ -405,3 +405,13 @@ def test_answers_from_reasoning_models_and_code_fences_parse() -> None:
     assert parse_json_object(thought) == {"ambiguities": [], "caption": "Soft piano music."}
     assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json_object("no json here") is None
+
+
+def test_a_caption_identical_to_another_clips_is_rejected() -> None:
+    from fusionaudio.stages.fusion.generation import AnswerRejected
+
+    with serve(ServerScript(reply=Scripted())) as url:
+        stage = _stage(url, attempts=2)
+        stage([StageInput(Clip("first", "/a"), {}, speech_cues(), media())])
+        with pytest.raises(AnswerRejected, match="identical to the caption of clip 'first'"):
+            stage([StageInput(Clip("second", "/b"), {}, speech_cues(), media())])

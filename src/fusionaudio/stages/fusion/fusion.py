@@ -8,6 +8,7 @@ problems fed back; an answer that never passes becomes the clip's error.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -103,7 +104,8 @@ class FusionStage(Stage):
             gpus=1.0 if llm.backend == "vllm" else 0.0,
         )
         self._client: LLMClient | None = None
-        self._captions: dict[str, str] = {}
+        # Digest of each accepted caption -> its clip: 16 bytes a clip, even for millions.
+        self._captions: dict[bytes, str] = {}
         self._captions_lock = threading.Lock()
 
     def prompt(self) -> Prompt:
@@ -202,9 +204,10 @@ class FusionStage(Stage):
         )
         if not problems:
             with self._captions_lock:
-                other = self._captions.get(caption.lower())
+                digest = hashlib.blake2b(caption.lower().encode(), digest_size=16).digest()
+                other = self._captions.get(digest)
                 if other is not None and other != clip_id:
                     problems.append(f"identical to the caption of clip {other!r}")
                 else:
-                    self._captions[caption.lower()] = clip_id
+                    self._captions[digest] = clip_id
         return (caption, ambiguities), problems
