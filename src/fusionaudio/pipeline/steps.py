@@ -64,6 +64,7 @@ class LoadStep:
         self, stages: list[Stage], media: MediaConfig, cache: StageCache, workers: int
     ) -> None:
         self.stages = stages
+        self.providers = {view: s.name for s in stages for view in s.provides_views}
         self.media = media
         self.cache = cache
         self.workers = workers
@@ -117,7 +118,7 @@ class LoadStep:
         load_key = config_hash(
             {"media_hash": media_hash, "start_s": window.start_s, "end_s": window.end_s}
         )
-        providers = {view: s.name for s in self.stages for view in s.provides_views}
+        providers = self.providers
         for stage in self.stages:
             upstream = {
                 need: task.stage_keys[providers.get(need, need)]

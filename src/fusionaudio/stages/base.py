@@ -121,8 +121,14 @@ class Stage(ABC):
         """One cue (or cue with views) per input, in order. Raising fails the whole batch; the pipeline then
         retries each clip alone, so one bad clip costs only its own result."""
 
+    _config_hash: str | None = None
+
     def config_hash(self) -> str:
-        return config_hash(self.fingerprint())
+        """Computed once: fingerprints look up package versions and build backend objects,
+        and the hash is needed for every clip's cache key and every cue's provenance."""
+        if self._config_hash is None:
+            self._config_hash = config_hash(self.fingerprint())
+        return self._config_hash
 
     def cue(self, backend: BackendInfo, output: dict[str, Any], elapsed_s: float) -> Cue:
         return Cue(
