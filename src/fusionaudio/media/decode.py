@@ -17,7 +17,7 @@ import soundfile as sf
 
 from fusionaudio.media.audio import AudioView
 from fusionaudio.media.deadline import Deadline
-from fusionaudio.media.errors import DecodeTimeout, MediaError
+from fusionaudio.media.errors import DecodeTimeout, MediaError, short_reason
 from fusionaudio.media.probe import SOUNDFILE_SUFFIXES
 
 _SF_BLOCK_FRAMES = 1 << 16
@@ -159,17 +159,10 @@ def decode_audio(
         except (DecodeTimeout, NoAudioStream):
             raise
         except Exception as exc:
-            failures.append(f"{decoder.name}: {_short(exc)}")
+            failures.append(f"{decoder.name}: {short_reason(exc)}")
             continue
         if decoded.audio.samples.shape[1] == 0:
             failures.append(f"{decoder.name}: no audio samples in the window")
             continue
         return decoded
     raise MediaError("could not decode audio (" + "; ".join(failures) + ")")
-
-
-def _short(exc: Exception) -> str:
-    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
-        return str(exc.strerror)  # without errno and path: the record already names the file
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

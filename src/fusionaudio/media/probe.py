@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import soundfile as sf
 
-from fusionaudio.media.errors import MediaError
+from fusionaudio.media.errors import MediaError, short_reason
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac"})
 
@@ -78,12 +78,5 @@ def probe(path: Path) -> MediaInfo:
     try:
         return _probe_av(path)
     except Exception as exc:
-        failures.append(f"pyav: {_short(exc)}")
+        failures.append(f"pyav: {short_reason(exc)}")
     raise MediaError("not readable as media (" + "; ".join(failures) + ")")
-
-
-def _short(exc: Exception) -> str:
-    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
-        return str(exc.strerror)  # without errno and path: the record already names the file
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
