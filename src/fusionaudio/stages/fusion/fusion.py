@@ -108,8 +108,13 @@ class FusionStage(Stage):
         self._captions: dict[bytes, str] = {}
         self._captions_lock = threading.Lock()
 
+    _prompt: Prompt | None = None
+
     def prompt(self) -> Prompt:
-        return load_fusion_prompt(f"fusion_{self.prompt_style}")
+        """Read once: it is consulted on every attempt (the examples are checked for copies)."""
+        if self._prompt is None:
+            self._prompt = load_fusion_prompt(f"fusion_{self.prompt_style}")
+        return self._prompt
 
     def fingerprint(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ from typing import Any
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
+from fusionaudio.stages.experts.prompts import Prompt
 from fusionaudio.stages.fusion.evidence import build_evidence, render_small
 from fusionaudio.stages.fusion.fusion import audio_vocabulary, visual_labels
 from fusionaudio.stages.fusion.generation import generate_validated
@@ -94,10 +95,17 @@ class QAStage(Stage):
         )
         self._client: LLMClient | None = None
 
+    _prompt: Prompt | None = None
+
+    def prompt(self) -> Prompt:
+        if self._prompt is None:
+            self._prompt = load_fusion_prompt("qa")
+        return self._prompt
+
     def fingerprint(self) -> dict[str, Any]:
         return {
             "llm": self.llm.fingerprint(),
-            "prompt": load_fusion_prompt("qa").version,
+            "prompt": self.prompt().version,
             "pairs": self.pairs,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -116,7 +124,7 @@ class QAStage(Stage):
         if client is None:
             raise RuntimeError("QAStage.setup() was not called")
         started = time.perf_counter()
-        prompt = load_fusion_prompt("qa")
+        prompt = self.prompt()
         fusion = item.cues["fusion"].output
         if fusion.get("uncertain"):
             output = {"pairs": [], "skipped": "the caption is uncertain", "attempts": 0}
