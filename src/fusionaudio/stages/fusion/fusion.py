@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.schema import Cue
-from fusionaudio.stages.base import Resources, Stage, StageInput
+from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt
 from fusionaudio.stages.fusion.evidence import (
     Evidence,
@@ -99,10 +99,7 @@ class FusionStage(Stage):
         self.seed = seed
         self.batch_size = batch_size
         self.workers = workers
-        self.resources = Resources(
-            cpus=llm.threads if llm.backend == "llama_cpp" else 0.25,
-            gpus=1.0 if llm.backend == "vllm" else 0.0,
-        )
+        self.resources = llm.resources()
         self._client: LLMClient | None = None
         # Digest of each accepted caption -> its clip: 16 bytes a clip, even for millions.
         self._captions: dict[bytes, str] = {}

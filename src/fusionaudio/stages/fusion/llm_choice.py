@@ -12,6 +12,7 @@ from fusionaudio.backends.llm_llama_cpp import LlamaCppLLM
 from fusionaudio.backends.llm_openai import JsonMode, OpenAILLM
 from fusionaudio.backends.llm_vllm import VllmLLM
 from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.stages.base import Resources
 
 LLMBackendName = Literal["llama_cpp", "openai", "vllm"]
 
@@ -30,6 +31,13 @@ class LLMSettings:
     def fingerprint(self) -> dict[str, str]:
         model = self.server.model if self.backend == "openai" and self.server else self.model
         return {"backend": self.backend, "model": model, "json_mode": self.json_mode}
+
+    def resources(self) -> Resources:
+        """In-process llama.cpp uses its threads; vLLM a GPU; a server almost nothing here."""
+        return Resources(
+            cpus=self.threads if self.backend == "llama_cpp" else 0.25,
+            gpus=1.0 if self.backend == "vllm" else 0.0,
+        )
 
     def make(self) -> LLMClient:
         if self.backend == "llama_cpp":

@@ -13,7 +13,7 @@ from typing import Any
 
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.schema import Cue
-from fusionaudio.stages.base import Resources, Stage, StageInput
+from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt
 from fusionaudio.stages.fusion.evidence import build_evidence, render_small
 from fusionaudio.stages.fusion.fusion import audio_vocabulary, visual_labels
@@ -89,10 +89,7 @@ class QAStage(Stage):
         self.seed = seed
         self.batch_size = batch_size
         self.workers = workers
-        self.resources = Resources(
-            cpus=llm.threads if llm.backend == "llama_cpp" else 0.25,
-            gpus=1.0 if llm.backend == "vllm" else 0.0,
-        )
+        self.resources = llm.resources()
         self._client: LLMClient | None = None
 
     _prompt: Prompt | None = None
