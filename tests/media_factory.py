@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -34,20 +35,26 @@ def write_audio(
         stream = container.add_stream(
             codec or _default_codec(path), rate=sample_rate, layout=layout
         )
-        frame_size = 1024
-        pts = 0
-        for start in range(0, samples.shape[1], frame_size):
-            chunk = np.ascontiguousarray(samples[:, start : start + frame_size])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-            frame.sample_rate = sample_rate
-            frame.pts = pts
-            frame.time_base = Fraction(1, sample_rate)
-            pts += chunk.shape[1]
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        _encode_audio(container, stream, samples, sample_rate, layout)
     return path
+
+
+def _encode_audio(
+    container: Any, stream: Any, samples: np.ndarray, sample_rate: int, layout: str
+) -> None:
+    """Feed (channels, n) float32 samples to ``stream`` in 1024-sample frames, then flush."""
+    pts = 0
+    for start in range(0, samples.shape[1], 1024):
+        chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate = sample_rate
+        frame.pts = pts
+        frame.time_base = Fraction(1, sample_rate)
+        pts += chunk.shape[1]
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def _default_codec(path: Path) -> str:
@@ -85,18 +92,8 @@ def write_video(
         for packet in vstream.encode(None):
             container.mux(packet)
         if astream is not None and audio is not None:
-            pts = 0
-            for start in range(0, len(audio), 1024):
-                chunk = np.ascontiguousarray(audio[None, start : start + 1024].astype(np.float32))
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                frame.sample_rate = sample_rate
-                frame.pts = pts
-                frame.time_base = Fraction(1, sample_rate)
-                pts += chunk.shape[1]
-                for packet in astream.encode(frame):
-                    container.mux(packet)
-            for packet in astream.encode(None):
-                container.mux(packet)
+            mono = np.asarray(audio, dtype=np.float32)[None, :]
+            _encode_audio(container, astream, mono, sample_rate, "mono")
     return path
 
 
