@@ -118,12 +118,11 @@ class LoadStep:
         load_key = config_hash(
             {"media_hash": media_hash, "start_s": window.start_s, "end_s": window.end_s}
         )
-        providers = self.providers
         for stage in self.stages:
             upstream = {
-                need: task.stage_keys[providers.get(need, need)]
+                need: task.stage_keys[self.providers.get(need, need)]
                 for need in (*stage.needs, *stage.wants)
-                if providers.get(need, need) in task.stage_keys
+                if self.providers.get(need, need) in task.stage_keys
             }
             key = stage_key(load_key, stage, upstream, task.clip)
             task.stage_keys[stage.name] = key
@@ -143,7 +142,7 @@ class LoadStep:
             task.media = MediaSummary.from_dict(cached_media)
             return
         self._decode(task, path, window, media_hash, needed_views)
-        if task.media is not None:
+        if task.media is not None and cached_media is None:
             self.cache.put(MEDIA_CACHE, load_key, task.media.to_dict())
 
     def _decode(
