@@ -4,13 +4,10 @@ transformers."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from fusionaudio.backends.model_files import package_version
 from fusionaudio.backends.openai_http import OpenAIClient, wav_base64
-from fusionaudio.backends.transformers_loading import load_pretrained
+from fusionaudio.backends.transformers_loading import TransformersGenerator, load_pretrained
 
 
 class OpenAIAudioLLM:
@@ -46,36 +43,11 @@ class OpenAIAudioLLM:
         return self.client.chat(messages, max_tokens=self.max_tokens).text.strip()
 
 
-class Qwen2AudioTransformers:
+class Qwen2AudioTransformers(TransformersGenerator):
     """Qwen2-Audio-7B-Instruct (or any checkpoint of its class) from a folder or hub id."""
 
     name = "qwen2_audio"
-
-    def __init__(
-        self,
-        model: str,
-        device: str = "cpu",
-        dtype: str = "float32",
-        local_files_only: bool = True,
-        max_new_tokens: int = 300,
-    ) -> None:
-        self.model = model
-        self.device = device
-        self.dtype = dtype
-        self.local_files_only = local_files_only
-        self.max_new_tokens = max_new_tokens
-        self.model_id = model
-        self.revision = "not-loaded"
-        self._processor: Any = None
-        self._model: Any = None
-
-    def fingerprint(self) -> dict[str, str]:
-        return {
-            "package": f"transformers=={package_version('transformers')}",
-            "model": self.model,
-            "dtype": self.dtype,
-            "max_new_tokens": str(self.max_new_tokens),
-        }
+    default_max_new_tokens = 300
 
     def setup(self) -> None:
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration

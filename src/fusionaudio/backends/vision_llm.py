@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from fusionaudio.backends.model_files import package_version
 from fusionaudio.backends.openai_http import OpenAIClient, jpeg_data_url
+from fusionaudio.backends.transformers_loading import TransformersGenerator
 
 
 def _stamp(time_s: float) -> str:
@@ -44,7 +44,7 @@ class OpenAIVisionLLM:
 QWEN_SYSTEM = "You are a helpful assistant."
 
 
-class Qwen25VLTransformers:
+class Qwen25VLTransformers(TransformersGenerator):
     """Qwen2.5-VL (72B in the paper; any size of its class) from a folder or hub id.
 
     Built from the tokenizer and the image processor rather than the combined processor:
@@ -53,33 +53,12 @@ class Qwen25VLTransformers:
     """
 
     name = "qwen2_5_vl"
+    default_max_new_tokens = 500
 
-    def __init__(
-        self,
-        model: str,
-        device: str = "cpu",
-        dtype: str = "float32",
-        local_files_only: bool = True,
-        max_new_tokens: int = 500,
-    ) -> None:
-        self.model = model
-        self.device = device
-        self.dtype = dtype
-        self.local_files_only = local_files_only
-        self.max_new_tokens = max_new_tokens
-        self.model_id = model
-        self.revision = "not-loaded"
+    def __init__(self, model: str, device: str = "cpu", **kwargs: Any) -> None:
+        super().__init__(model, device, **kwargs)
         self._tokenizer: Any = None
         self._images: Any = None
-        self._model: Any = None
-
-    def fingerprint(self) -> dict[str, str]:
-        return {
-            "package": f"transformers=={package_version('transformers')}",
-            "model": self.model,
-            "dtype": self.dtype,
-            "max_new_tokens": str(self.max_new_tokens),
-        }
 
     def setup(self) -> None:
         import torch

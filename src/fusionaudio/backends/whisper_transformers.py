@@ -10,40 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from fusionaudio.backends.model_files import package_version
-from fusionaudio.backends.transformers_loading import load_pretrained
+from fusionaudio.backends.transformers_loading import TransformersGenerator, load_pretrained
 
 
-class TransformersWhisper:
+class TransformersWhisper(TransformersGenerator):
     name = "transformers_whisper"
+    default_max_new_tokens = 220
 
     def __init__(
-        self,
-        model: str,
-        device: str = "cpu",
-        dtype: str = "float32",
-        local_files_only: bool = True,
-        max_new_tokens: int = 220,
-        language: str | None = None,
+        self, model: str, device: str = "cpu", language: str | None = None, **kwargs: Any
     ) -> None:
-        self.model = model
-        self.device = device
-        self.dtype = dtype
-        self.local_files_only = local_files_only
-        self.max_new_tokens = max_new_tokens
+        super().__init__(model, device, **kwargs)
         self.language = language
-        self.model_id = model
-        self.revision = "not-loaded"
-        self._processor: Any = None
-        self._model: Any = None
 
     def fingerprint(self) -> dict[str, str]:
-        return {
-            "package": f"transformers=={package_version('transformers')}",
-            "model": self.model,
-            "dtype": self.dtype,
-            "language": str(self.language),
-        }
+        return {**super().fingerprint(), "language": str(self.language)}
 
     def setup(self) -> None:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
