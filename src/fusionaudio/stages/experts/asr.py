@@ -18,6 +18,15 @@ from fusionaudio.backends.whisper_transformers import TransformersWhisper
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
 
+# faster-whisper's compute type when none is configured. On CPU chosen by measurement
+# (benchmarks/bench_asr.py, docs/benchmarks.md): over every speech clip with known text,
+# raw and vocal stem, float32 with greedy decoding had the lowest WER on the vocal stem
+# the default transcribes, and unquantised weights do not flip words with the CPU's
+# instruction set as int8 does (speech_fox.wav: 0.056 or 0.22).
+CPU_COMPUTE_TYPE = "float32"
+GPU_COMPUTE_TYPE = "float16"
+DEFAULT_BEAM_SIZE = 1
+
 
 @runtime_checkable
 class AsrBackend(Protocol):
@@ -40,13 +49,16 @@ def make_asr_backend(
     threads: int,
     beam_size: int,
     language: str | None,
+    compute_type: str | None = None,
 ) -> AsrBackend:
     if backend == "faster_whisper":
+        if compute_type is None:
+            compute_type = CPU_COMPUTE_TYPE if device == "cpu" else GPU_COMPUTE_TYPE
         return FasterWhisper(
             models_dir,
             None if model is None else Path(model),
             device=device,
-            compute_type="int8" if device == "cpu" else "float16",
+            compute_type=compute_type,
             threads=threads,
             beam_size=beam_size,
             language=language,
@@ -71,12 +83,13 @@ class AsrStage(Stage):
         backend: str = "faster_whisper",
         model: str | None = None,
         device: str = "cpu",
-        beam_size: int = 5,
+        beam_size: int = DEFAULT_BEAM_SIZE,
         language: str | None = None,
         min_speech_s: float = 0.3,
         batch_size: int = 1,
         workers: int = 1,
         threads: int = 1,
+        compute_type: str | None = None,
     ) -> None:
         self.models_dir = models_dir
         self.audio_view = audio_view
@@ -85,6 +98,7 @@ class AsrStage(Stage):
         self.model = model
         self.device = device
         self.beam_size = beam_size
+        self.compute_type = compute_type
         self.language = language
         self.min_speech_s = min_speech_s
         self.batch_size = batch_size
@@ -102,6 +116,7 @@ class AsrStage(Stage):
             self.threads,
             self.beam_size,
             self.language,
+            self.compute_type,
         )
 
     def fingerprint(self) -> dict[str, Any]:
