@@ -1,10 +1,13 @@
 """Groups of AudioSet classes in YAMNet's class map (indices are the AudioSet ontology
-order): instruments, genres, music moods, singing."""
+order): instruments, genres, music moods, singing; and the source families of every
+class (``data/audioset_families.csv``) that the sound-sources cue rolls scores up into."""
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
+from importlib import resources
 
 from fusionaudio.backends.model_files import package_dir
 
@@ -34,3 +37,54 @@ def music_classes() -> MusicClasses:
         moods=frozenset(labels[271:277]),
         singing=frozenset(labels[24:32]),  # Singing, Choir, Yodeling, Chant, ... Rapping, Humming
     )
+
+
+@dataclass(frozen=True)
+class SourceFamily:
+    """A source family: AudioSet labels rolled up under one display label.
+
+    ``group`` names the siblings it is compared with, ``ancestors`` the more generic
+    families it refines (transitively closed), ``event_like`` whether its sound is made of
+    countable events (barks, knocks) rather than a continuous texture (rain, engine).
+    """
+
+    label: str
+    group: str
+    kind: str  # specific | generic | scene | speech | music
+    ancestors: tuple[str, ...]
+    event_like: bool
+    members: tuple[str, ...]
+
+
+FAMILY_KINDS = ("specific", "generic", "scene", "speech", "music")
+
+
+def source_families() -> dict[str, SourceFamily]:
+    """Every YAMNet label's source family, from ``data/audioset_families.csv``, by family label.
+
+    The table follows the AudioSet ontology (columns label, family, group, kind, ancestors,
+    temporal); the families keep the order of their first label in the class map.
+    """
+    text = (
+        resources.files("fusionaudio.backends")
+        .joinpath("data/audioset_families.csv")
+        .read_text("utf-8")
+    )
+    members: dict[str, list[str]] = {}
+    rows: dict[str, dict[str, str]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["kind"] not in FAMILY_KINDS:
+            raise ValueError(f"audioset_families.csv: unknown kind {row['kind']!r}")
+        rows.setdefault(row["family"], row)
+        members.setdefault(row["family"], []).append(row["label"])
+    return {
+        family: SourceFamily(
+            label=family,
+            group=row["group"],
+            kind=row["kind"],
+            ancestors=tuple(a for a in row["ancestors"].split("|") if a),
+            event_like=row["temporal"] == "event",
+            members=tuple(members[family]),
+        )
+        for family, row in rows.items()
+    }

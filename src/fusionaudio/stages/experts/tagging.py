@@ -1,7 +1,10 @@
-"""AudioSet tags with confidences, and an event timeline patch by patch.
+"""AudioSet tags with confidences, an event timeline patch by patch, and the sound sources.
 
 The fusion stage trusts high-confidence tags most (the paper's trust order), and the
-music gate reads the music classes from ``posteriors``.
+music gate reads the music classes from ``posteriors``. ``sources`` is the decision of
+which sources are really there (``backends/sound_sources.py``, docs/cues/sources.md):
+ontology families with timed segments, accepted or rejected with a reason, and a count
+of repetitions for event-like sources.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from fusionaudio.backends.sound_sources import SOURCES_VERSION, sound_sources
 from fusionaudio.backends.yamnet_onnx import YamnetOnnx
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
@@ -117,6 +121,7 @@ class TaggingStage(Stage):
             "timeline_top_k": self.timeline_top_k,
             "timeline_min_confidence": self.timeline_min_confidence,
             "posterior_min": self.posterior_min,
+            "sources_version": SOURCES_VERSION,
         }
 
     def setup(self) -> None:
@@ -142,6 +147,15 @@ class TaggingStage(Stage):
                 self.timeline_top_k,
                 self.timeline_min_confidence,
                 self.posterior_min,
+            )
+            output["sources"] = sound_sources(
+                scores,
+                backend.labels,
+                backend.patch_len_s,
+                backend.patch_hop_s,
+                audio.duration_s,
+                audio.samples[0],
+                audio.sample_rate,
             )
             cues.append(self.cue(backend, output, time.perf_counter() - started))
         return cues
