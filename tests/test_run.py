@@ -52,6 +52,7 @@ def test_results_contract_on_the_examples(
             "tagging",
             "separation",
             "asr",
+            "voice",
             "audio_description",
             "music",
         }
