@@ -2,7 +2,10 @@
 
 Offline, no audio captioner ships in any package, so the ``derived`` backend builds a
 structured description from the AudioSet event timeline and acoustic descriptors, and
-says so: ``generated: false``. With an audio LLM backend, the paper's prompt is used.
+says so: ``generated: false``. Its ``recording`` key describes the recording itself
+(bandwidth, noise, clipping, reverberation, stereo width, level dynamics) from the
+full-band 44.1 kHz stereo view (``backends/recording_dsp.py``). With an audio LLM
+backend, the paper's prompt is used.
 """
 
 from __future__ import annotations
@@ -13,16 +16,23 @@ from typing import Any
 
 from fusionaudio.backends.acoustic_descriptors import describe_signal, words_for
 from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.backends.recording_dsp import describe_recording
 from fusionaudio.schema import Cue
-from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.base import (
+    AUDIO_16K_MONO,
+    AUDIO_44K_STEREO,
+    Resources,
+    Stage,
+    StageInput,
+)
 from fusionaudio.stages.experts.llm_backends import AUDIO_LLM_BACKENDS, AudioLLM, make_audio_llm
 from fusionaudio.stages.experts.prompts import load_prompt
 
 
 class DerivedDescriber:
     name = "derived"
-    model_id = "derived: YAMNet timeline + acoustic descriptors"
-    revision = "v1"
+    model_id = "derived: YAMNet timeline + acoustic descriptors + recording DSP"
+    revision = "v2"
 
 
 def event_spans(
@@ -65,6 +75,16 @@ def derived_text(
     return f"{sound}. Overall: {', '.join(words_for(descriptors))}."
 
 
+def recording_cue(item: StageInput) -> dict[str, Any]:
+    """The recording cue from the full-band stereo view; without it (a caller that built
+    only the 16 kHz view) from that view, whose 8 kHz band limit the output states in
+    ``analysed_up_to_hz``."""
+    source_channels = item.media.source_channels if item.media is not None else None
+    name = AUDIO_44K_STEREO if AUDIO_44K_STEREO in item.views else AUDIO_16K_MONO
+    view = item.audio(name)
+    return describe_recording(view.samples, view.sample_rate, source_channels)
+
+
 class AudioDescriptionStage(Stage):
     name = "audio_description"
     produces = "audio_description"
@@ -90,7 +110,11 @@ class AudioDescriptionStage(Stage):
         self.min_event_confidence = min_event_confidence
         self.max_events = max_events
         self.prompt_version = prompt_version
-        self.needs = ("tagging", AUDIO_16K_MONO) if backend == "derived" else (AUDIO_16K_MONO,)
+        self.needs = (
+            ("tagging", AUDIO_16K_MONO, AUDIO_44K_STEREO)
+            if backend == "derived"
+            else (AUDIO_16K_MONO,)
+        )
         self.batch_size = batch_size
         self.workers = workers
         self.resources = Resources(cpus=1, gpus=1.0 if device.startswith("cuda") else 0.0)
@@ -132,6 +156,7 @@ class AudioDescriptionStage(Stage):
                     "text": derived_text(events, descriptors, audio.duration_s),
                     "events": events,
                     "descriptors": descriptors,
+                    "recording": recording_cue(item),
                 }
                 cues.append(self.cue(DerivedDescriber(), output, time.perf_counter() - started))
             else:
