@@ -100,10 +100,30 @@ class AsrConfig(_Strict):
     model: str | None = Field(None, description="None: the packaged Whisper base")
     device: str = "cpu"
     beam_size: int = Field(1, ge=1)
+    compute_type: (
+        Literal[
+            "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+            "float16", "bfloat16", "float32",
+        ]
+        | None
+    ) = Field(
+        None,
+        description="faster_whisper's CTranslate2 compute type; None: float32 on CPU, float16 on GPU",
+    )  # fmt: skip
     language: str | None = None
     min_speech_s: float = Field(0.3, ge=0)
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)
+
+
+class VoiceConfig(_Strict):
+    """What the voice sounds like: pitch, likely speaker, rate, singing, turns (DSP)."""
+
+    enabled: bool = True
+    backend: Literal["dsp"] = "dsp"
+    max_speech_s: float = Field(30.0, gt=0, description="speech analysed per clip, at most")
+    min_speech_s: float = Field(0.3, ge=0, description="less VAD speech: present false")
+    workers: int = Field(1, ge=1)
 
 
 class AudioDescriptionConfig(_Strict):
@@ -149,6 +169,7 @@ class ExpertsConfig(_Strict):
     tagging: TaggingConfig = TaggingConfig()
     separation: SeparationConfig = SeparationConfig()
     asr: AsrConfig = AsrConfig()
+    voice: VoiceConfig = VoiceConfig()
     audio_description: AudioDescriptionConfig = AudioDescriptionConfig()
     music: MusicConfig = MusicConfig()
     vision: VisionConfig = VisionConfig()
@@ -192,7 +213,14 @@ class QAConfig(_Strict):
     enabled: bool = True
     llm: LLMConfig | None = Field(None, description="None: the fusion LLM")
     pairs: int = Field(4, ge=1, le=10)
-    max_tokens: int = Field(600, ge=32)
+    llm_pairs: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="how many of the pairs the LLM writes; code writes the rest from the "
+        "caption plan (exact, and fast on a CPU); set it to `pairs` on a GPU",
+    )
+    max_tokens: int = Field(400, ge=32)
     temperature: float = Field(0.3, ge=0)
     max_attempts: int = Field(3, ge=1)
     seed: int = 0
@@ -210,7 +238,7 @@ class QualityConfig(_Strict):
         default_factory=lambda: {"clap_transformers": 0.08, "pseudo_clap": 0.2},
         description="per scorer: captions scoring below are filtered (the paper: 0.08 for LAION-CLAP)",
     )
-    claims: Literal["warn", "filter"] = "warn"
+    claims: Literal["warn", "filter"] = "filter"
     workers: int = Field(1, ge=1)
 
     def threshold(self) -> float:

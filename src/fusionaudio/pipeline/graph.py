@@ -20,6 +20,7 @@ from fusionaudio.stages.experts.separation import SeparationStage
 from fusionaudio.stages.experts.tagging import TaggingStage
 from fusionaudio.stages.experts.vad import VadStage
 from fusionaudio.stages.experts.vision import VisionStage
+from fusionaudio.stages.experts.voice import VoiceStage
 from fusionaudio.stages.fusion.fusion import FusionStage
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.qa import QAStage
@@ -93,10 +94,23 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 model=a.model,
                 device=a.device,
                 beam_size=a.beam_size,
+                compute_type=a.compute_type,
                 language=a.language,
                 min_speech_s=a.min_speech_s,
                 workers=a.workers,
                 threads=a.threads,
+            )
+        )
+    if ex.voice.enabled:
+        vo = ex.voice
+        stages.append(
+            VoiceStage(
+                audio_view=VOCALS_16K if separated else AUDIO_16K_MONO,
+                backend=vo.backend,
+                use_tagging=ex.tagging.enabled,
+                max_speech_s=vo.max_speech_s,
+                min_speech_s=vo.min_speech_s,
+                workers=vo.workers,
             )
         )
     if ex.audio_description.enabled:
@@ -166,6 +180,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                     fusion_llm if q.llm is None else _llm(q.llm, config),
                     wants=experts,
                     pairs=q.pairs,
+                    llm_pairs=q.llm_pairs,
                     max_tokens=q.max_tokens,
                     temperature=q.temperature,
                     max_attempts=q.max_attempts,

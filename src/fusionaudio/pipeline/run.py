@@ -17,7 +17,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -194,9 +194,23 @@ def _caption(task: ClipTask) -> tuple[Caption | None, str | None]:
     caption = Caption(
         text=fusion.output["caption"],
         ambiguities=tuple(fusion.output.get("ambiguities", [])),
-        provenance=fusion.provenance,
+        provenance=replace(fusion.provenance, realized_by=fusion.output.get("realized_by", "llm")),
     )
     return caption, None
+
+
+def _stage2_warnings(task: ClipTask) -> list[str]:
+    """Say so when code, not the model, wrote a caption or QA pairs."""
+    notes = []
+    fusion = task.cues.get("fusion")
+    if fusion is not None and fusion.output.get("realized_by") == "template":
+        notes.append(
+            "caption realised from the plan by code: " + str(fusion.output.get("fallback_reason"))
+        )
+    qa = task.cues.get("qa")
+    if qa is not None and qa.output.get("warning"):
+        notes.append(str(qa.output["warning"]))
+    return notes
 
 
 def _qa_pairs(task: ClipTask) -> list[QAPair]:
@@ -204,7 +218,13 @@ def _qa_pairs(task: ClipTask) -> list[QAPair]:
     if qa is None:
         return []
     return [
-        QAPair(p["question"], p["answer"], p["type"], qa.provenance)
+        QAPair(
+            p["question"],
+            p["answer"],
+            p["type"],
+            replace(qa.provenance, realized_by=p.get("realized_by", "llm")),
+            tuple(p.get("facts", [])),
+        )
         for p in qa.output.get("pairs", [])
     ]
 
@@ -213,7 +233,7 @@ def to_result(task: ClipTask, phash: str, decisions: Decisions = Decisions()) ->
     media = task.media
     duration = None if media is None else round(media.window_end_s - media.window_start_s, 3)
     caption, uncertain = _caption(task)
-    warnings = list(task.warnings)
+    warnings = list(task.warnings) + _stage2_warnings(task)
     scores, notes, filtered = _decide(task, caption, decisions)
     warnings += notes
     status: ClipStatus = "ok"

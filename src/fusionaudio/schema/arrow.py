@@ -72,6 +72,7 @@ RESULT_SCHEMA = pa.schema(
                         ("question", pa.string()),
                         ("answer", pa.string()),
                         ("type", pa.string()),
+                        ("facts", pa.list_(pa.string())),
                         ("provenance_json", _PROVENANCE_JSON),
                     ]
                 )
@@ -120,6 +121,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
                 "question": qa["question"],
                 "answer": qa["answer"],
                 "type": qa["type"],
+                "facts": qa.get("facts", []),
                 "provenance_json": _dumps(qa["provenance"]),
             }
             for qa in record.get("qa", [])

@@ -90,9 +90,12 @@ class Provenance:
     config_hash: str
     elapsed_s: float
     prompt_version: str | None = None
+    # Who wrote a caption or QA pair: "llm", or "template" when code realised the plan
+    # after the model's answers failed validation. None for cues.
+    realized_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "stage": self.stage,
             "backend": self.backend,
             "model_id": self.model_id,
@@ -101,6 +104,9 @@ class Provenance:
             "elapsed_s": self.elapsed_s,
             "prompt_version": self.prompt_version,
         }
+        if self.realized_by is not None:
+            data["realized_by"] = self.realized_by
+        return data
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Provenance:
@@ -112,6 +118,7 @@ class Provenance:
             config_hash=data["config_hash"],
             elapsed_s=float(data["elapsed_s"]),
             prompt_version=data.get("prompt_version"),
+            realized_by=data.get("realized_by"),
         )
 
 
@@ -184,6 +191,7 @@ class QAPair:
     answer: str
     type: str
     provenance: Provenance
+    facts: tuple[str, ...] = ()  # ids of the caption-plan facts the answer rests on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +199,7 @@ class QAPair:
             "question": self.question,
             "answer": self.answer,
             "type": self.type,
+            "facts": list(self.facts),
             "provenance": self.provenance.to_dict(),
         }
 
@@ -202,6 +211,7 @@ class QAPair:
             answer=data["answer"],
             type=data["type"],
             provenance=Provenance.from_dict(data["provenance"]),
+            facts=tuple(data.get("facts", [])),
         )
 
 

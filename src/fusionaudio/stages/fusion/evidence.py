@@ -22,6 +22,11 @@ LANGUAGES = {
     "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
     "nl": "Dutch", "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic",
     "hi": "Hindi", "tr": "Turkish", "pl": "Polish", "sv": "Swedish", "uk": "Ukrainian", "vi": "Vietnamese",
+    "cs": "Czech", "sk": "Slovak", "el": "Greek", "fi": "Finnish", "da": "Danish", "no": "Norwegian",
+    "hu": "Hungarian", "ro": "Romanian", "bg": "Bulgarian", "hr": "Croatian", "sr": "Serbian",
+    "sl": "Slovenian", "ca": "Catalan", "he": "Hebrew", "fa": "Persian", "id": "Indonesian",
+    "ms": "Malay", "th": "Thai", "ta": "Tamil", "ur": "Urdu", "bn": "Bengali", "lt": "Lithuanian",
+    "lv": "Latvian", "et": "Estonian", "af": "Afrikaans", "sw": "Swahili", "la": "Latin",
 }  # fmt: skip  # a timed event this confident in some patch counts as a fact
 
 # Generic AudioSet labels that name a kind of sound, not its source: video may refine these.

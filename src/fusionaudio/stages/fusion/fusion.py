@@ -1,9 +1,12 @@
-"""Stage 2: the LLM fuses the cues into one caption by the paper's trust rules.
+"""Stage 2: the LLM writes the caption plan that code decided, by the paper's trust rules.
 
-What code can decide, code decides (evidence.py): the redaction for small models, the
-visual "active correction" candidates and the reliability gate. The LLM writes the
-caption under a JSON schema; its answer is validated (validate.py) and retried with the
-problems fed back; an answer that never passes becomes the clip's error.
+What code can decide, code decides: ``plan.py`` picks the sources, their order and counts
+and the salient voice, music and recording attributes (with the reliability gate); the
+LLM only writes the plan as fluent English (the ``small`` style) or fuses the full cues
+(the ``paper`` style, for large models). Either answer is held against the plan
+(``verify.py``) and retried with the problems fed back. When every attempt fails, code
+realises the plan itself (``realize.py``): a valid clip never loses its caption to a
+model that wrote badly, and the record says so (``realized_by: template``).
 """
 
 from __future__ import annotations
@@ -18,36 +21,35 @@ from fusionaudio.backends.llm import LLMClient
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt
-from fusionaudio.stages.fusion.evidence import (
-    Evidence,
-    build_evidence,
-    render_paper,
-    render_small,
-    uncertain_reason,
-)
-from fusionaudio.stages.fusion.generation import generate_validated
+from fusionaudio.stages.fusion.evidence import Evidence, build_evidence, render_paper
+from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
+from fusionaudio.stages.fusion.plan import CaptionPlan, build_plan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
-from fusionaudio.stages.fusion.validate import (
-    UNCERTAIN,
-    check_grounding,
-    check_leaks,
-    check_text_quality,
-    check_transcript_copy,
-    check_visual,
-    content_words,
-)
+from fusionaudio.stages.fusion.realize import realize_template, render_draft
+from fusionaudio.stages.fusion.validate import UNCERTAIN, check_grounding, content_words
+from fusionaudio.stages.fusion.verify import stated_facts, verify_caption
 
 PromptStyle = Literal["small", "paper"]
+PLAN_VERSION = 1  # bump when plan.py, realize.py or verify.py change what a caption says
+PROMPT_VERSIONS = {"small": 2, "paper": 1}
 
-CAPTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "ambiguities": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
-        "caption": {"type": "string"},
+CAPTION_SCHEMAS: dict[str, dict[str, Any]] = {
+    "small": {
+        "type": "object",
+        "properties": {"caption": {"type": "string"}},
+        "required": ["caption"],
+        "additionalProperties": False,
     },
-    "required": ["ambiguities", "caption"],
-    "additionalProperties": False,
+    "paper": {
+        "type": "object",
+        "properties": {
+            "ambiguities": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+            "caption": {"type": "string"},
+        },
+        "required": ["ambiguities", "caption"],
+        "additionalProperties": False,
+    },
 }
 
 
@@ -71,6 +73,15 @@ def visual_labels(cues: dict[str, Cue]) -> list[str]:
     return sorted(
         {o["label"] for f in vision.output.get("frames", []) for o in f.get("objects", [])}
     )
+
+
+def clip_plan(item: StageInput) -> CaptionPlan:
+    """The plan of one clip: fusion and QA both build it, from the same cues."""
+    media = item.media
+    duration = 0.0 if media is None else media.window_end_s - media.window_start_s
+    plan = build_plan(dict(item.cues), duration, silent=bool(media and media.silent))
+    plan.visual_labels = visual_labels(dict(item.cues))
+    return plan
 
 
 class FusionStage(Stage):
@@ -110,7 +121,9 @@ class FusionStage(Stage):
     def prompt(self) -> Prompt:
         """Read once: it is consulted on every attempt (the examples are checked for copies)."""
         if self._prompt is None:
-            self._prompt = load_fusion_prompt(f"fusion_{self.prompt_style}")
+            self._prompt = load_fusion_prompt(
+                f"fusion_{self.prompt_style}", PROMPT_VERSIONS[self.prompt_style]
+            )
         return self._prompt
 
     def fingerprint(self) -> dict[str, Any]:
@@ -121,6 +134,7 @@ class FusionStage(Stage):
             "temperature": self.temperature,
             "max_attempts": self.max_attempts,
             "seed": self.seed,
+            "plan": PLAN_VERSION,
         }
 
     def setup(self) -> None:
@@ -136,55 +150,74 @@ class FusionStage(Stage):
             raise RuntimeError("FusionStage.setup() was not called")
         started = time.perf_counter()
         cues = dict(item.cues)
-        media = item.media
-        duration = 0.0 if media is None else media.window_end_s - media.window_start_s
-        ev = build_evidence(cues, duration, silent=bool(media and media.silent))
+        plan = clip_plan(item)
         prompt = self.prompt()
-        reason = uncertain_reason(ev)
-        if reason is not None:
-            gated = {"uncertain": True, "reason": reason, "decided_by": "code", "attempts": 0}
+        if plan.uncertain is not None:
+            gated = {
+                "uncertain": True,
+                "reason": plan.uncertain,
+                "decided_by": "code",
+                "attempts": 0,
+            }
             return self.cue(client, gated, time.perf_counter() - started).with_prompt_version(
                 prompt.version
             )
-        evidence_text = render_small(ev) if self.prompt_style == "small" else render_paper(ev)
-        tag = "evidence" if self.prompt_style == "small" else "inputs"
-        messages = prompt.messages(f"<{tag}>\n{evidence_text}\n</{tag}>")
-        result = generate_validated(
-            client,
-            messages,
-            lambda answer: self._check(answer, ev, cues, item.clip.clip_id),
-            CAPTION_SCHEMA,
-            "caption",
-            self.max_tokens,
-            self.temperature,
-            self.seed,
-            self.max_attempts,
-        )
-        caption, ambiguities = result.value
-        output: dict[str, Any]
-        if caption == UNCERTAIN:
-            output = {
-                "uncertain": True,
-                "reason": "the LLM's reliability gate",
-                "decided_by": "llm",
-            }
+        if self.prompt_style == "small":
+            user = f"<draft>\n{render_draft(plan)}\n</draft>"
         else:
-            output = {
-                "uncertain": False,
-                "caption": caption,
-                "ambiguities": ambiguities,
-                "rejected": result.rejected,
-                "evidence_facts": ev.facts,
-                "visual_candidates": ev.visual_candidates,
-            }
-        output["attempts"] = result.attempts
-        output["tokens"] = result.tokens
+            media = item.media
+            duration = 0.0 if media is None else media.window_end_s - media.window_start_s
+            ev = build_evidence(cues, duration, silent=False)
+            user = f"<inputs>\n{render_paper(ev)}\n</inputs>"
+        output: dict[str, Any] = {"uncertain": False}
+        try:
+            result = generate_validated(
+                client,
+                prompt.messages(user),
+                lambda answer: self._check(answer, plan, item.clip.clip_id),
+                CAPTION_SCHEMAS[self.prompt_style],
+                "caption",
+                self.max_tokens,
+                self.temperature,
+                self.seed,
+                self.max_attempts,
+            )
+        except AnswerRejected as exc:
+            caption = realize_template(plan)
+            output.update(
+                caption=caption,
+                ambiguities=plan.ambiguities,
+                realized_by="template",
+                fallback_reason=str(exc),
+                rejected=exc.rejected,
+                attempts=self.max_attempts,
+                tokens=exc.tokens,
+            )
+        else:
+            caption, ambiguities = result.value
+            if caption == UNCERTAIN:
+                output = {
+                    "uncertain": True,
+                    "reason": "the LLM's reliability gate",
+                    "decided_by": "llm",
+                }
+            else:
+                output.update(
+                    caption=caption,
+                    ambiguities=ambiguities or plan.ambiguities,
+                    realized_by="llm",
+                    rejected=result.rejected,
+                )
+            output.update(attempts=result.attempts, tokens=result.tokens)
+        if not output["uncertain"]:
+            output["verified_facts"] = stated_facts(output["caption"], plan)
+            output["plan"] = plan.to_dict()
         return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
             prompt.version
         )
 
     def _check(
-        self, answer: dict[str, Any] | None, ev: Evidence, cues: dict[str, Cue], clip_id: str
+        self, answer: dict[str, Any] | None, plan: CaptionPlan, clip_id: str
     ) -> tuple[tuple[str, list[str]], list[str]]:
         if answer is None:
             return ("", []), ["not a JSON object"]
@@ -196,14 +229,13 @@ class FusionStage(Stage):
         ambiguities = [str(a).strip() for a in ambiguities if str(a).strip()]
         if caption == UNCERTAIN:
             return (caption, ambiguities), []
-        text = " ".join([caption, *ambiguities])
-        problems = check_text_quality(caption)
-        problems += check_leaks(text)
-        problems += check_transcript_copy(text, ev.transcript)
-        problems += check_visual(text, visual_labels(cues), audio_vocabulary(ev))
-        problems += check_grounding(
-            caption, ev.voice_present, ev.music_present, self.prompt().example_captions
-        )
+        problems = verify_caption(caption, plan).problems
+        if self.prompt().example_captions:
+            problems += [
+                p
+                for p in check_grounding(caption, True, True, self.prompt().example_captions)
+                if "copies" in p
+            ]
         if not problems:
             with self._captions_lock:
                 digest = hashlib.blake2b(caption.lower().encode(), digest_size=16).digest()

@@ -15,6 +15,11 @@ T = TypeVar("T")
 class AnswerRejected(RuntimeError):
     """Every attempt failed validation; the message names the last problems."""
 
+    def __init__(self, message: str, rejected: list[list[str]], tokens: dict[str, int]) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+        self.tokens = tokens
+
 
 @dataclass
 class Validated(Generic[T]):
@@ -61,5 +66,7 @@ def generate_validated(
             {"role": "user", "content": feedback},
         ]
     raise AnswerRejected(
-        f"{what} rejected {max_attempts} times; last problems: " + "; ".join(rejected[-1])
+        f"{what} rejected {max_attempts} times; last problems: " + "; ".join(rejected[-1]),
+        rejected,
+        tokens,
     )

@@ -278,7 +278,6 @@ MUSIC_WORDS = frozenset(
         "strings",
         "orchestra",
         "orchestral",
-        "band",
         "tempo",
         "soundtrack",
     ]
