@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fusionaudio.config import RunConfig, load_config
+from fusionaudio.stages.experts.tagging import TaggingStage
 from tests.media_factory import EXAMPLES, colour_frames, example_audio, write_audio, write_video
 
 
@@ -40,6 +41,14 @@ def config(full_config: RunConfig) -> RunConfig:
     for name, section in data["experts"].items():
         section["enabled"] = name in FAST_EXPERTS
     return RunConfig.model_validate(data)
+
+
+@pytest.fixture(scope="session")
+def tagger(models_dir: Path) -> TaggingStage:
+    """YAMNet, loaded once for every test that tags real audio."""
+    stage = TaggingStage(models_dir)
+    stage.setup()
+    return stage
 
 
 @pytest.fixture(scope="session")

@@ -28,13 +28,6 @@ def vad() -> VadStage:
     return stage
 
 
-@pytest.fixture(scope="module")
-def tagger(tmp_path_factory: pytest.TempPathFactory) -> TaggingStage:
-    stage = TaggingStage(models_dir=tmp_path_factory.mktemp("models"))
-    stage.setup()
-    return stage
-
-
 def test_backends_satisfy_their_role_protocols(vad: VadStage, tagger: TaggingStage) -> None:
     assert isinstance(vad._backend, VadBackend)
     assert isinstance(tagger._backend, TaggerBackend)

@@ -56,13 +56,6 @@ def recording(audio: AudioView) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def tagger(tmp_path_factory: pytest.TempPathFactory) -> TaggingStage:
-    stage = TaggingStage(tmp_path_factory.mktemp("models"))
-    stage.setup()
-    return stage
-
-
-@pytest.fixture(scope="module")
 def music_stage() -> MusicStage:
     stage = MusicStage()
     stage.setup()

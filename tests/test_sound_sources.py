@@ -142,13 +142,6 @@ LABEL_FAMILIES: dict[str, tuple[set[str], set[str]]] = {
 SCENES = {f.label for f in source_families().values() if f.kind == "scene"}
 
 
-@pytest.fixture(scope="module")
-def tagger(tmp_path_factory: pytest.TempPathFactory) -> TaggingStage:
-    stage = TaggingStage(tmp_path_factory.mktemp("models"))
-    stage.setup()
-    return stage
-
-
 def _tag(tagger: TaggingStage, signal: np.ndarray) -> dict[str, Any]:
     item = StageInput(Clip("c", "/c"), {AUDIO_16K_MONO: AudioView(signal[None, :], SR)}, {})
     return tagger([item])[0].output

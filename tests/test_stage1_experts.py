@@ -57,13 +57,6 @@ def _input(signal_16k: np.ndarray, clip_id: str = "c", **extra: object) -> Stage
 
 
 @pytest.fixture(scope="module")
-def tagger(tmp_path_factory: pytest.TempPathFactory) -> TaggingStage:
-    stage = TaggingStage(tmp_path_factory.mktemp("models"))
-    stage.setup()
-    return stage
-
-
-@pytest.fixture(scope="module")
 def vad() -> VadStage:
     stage = VadStage()
     stage.setup()

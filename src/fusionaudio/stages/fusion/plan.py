@@ -51,6 +51,17 @@ NON_SPEECH_VOCAL = (
     "Baby cry, infant cry",
     "Whistling",
 )
+# Labels that name a kind of signal, not something that makes a sound: a caption built on
+# them says nothing ("what sounds like noise"), so they never stand as a source.
+NOT_A_SOURCE = frozenset(
+    {
+        "Noise", "Static", "White noise", "Pink noise", "Environmental noise", "Silence",
+        "Sound effect", "Hum", "Mains hum", "Buzz", "Distortion", "Echo", "Reverberation",
+        "Sine wave", "Harmonic", "Chirp tone", "Field recording", "Inside, small room",
+        "Inside, large room or hall", "Inside, public space", "Outside, urban or manmade",
+        "Outside, rural or natural", "Cacophony", "Throbbing", "Vibration",
+    }
+)  # fmt: skip
 SPEAKER_HEDGE_BELOW = 0.6  # the voice cue's speaker confidence under which a caption hedges
 MUSIC_CANDIDATE_MIN = (
     0.1  # genre/instrument score to be named (the music cue already ranks and merges confusions)
@@ -213,7 +224,11 @@ def _accepted_sources(cues: dict[str, Cue], duration_s: float) -> list[dict[str,
 def _plan_sources(
     accepted: list[dict[str, Any]], visual: list[str], duration_s: float
 ) -> tuple[list[PlannedSource], str | None]:
-    candidates = [s for s in accepted if s.get("kind", "specific") in ("specific", "generic")]
+    candidates = [
+        s
+        for s in accepted
+        if s.get("kind", "specific") in ("specific", "generic") and s["label"] not in NOT_A_SOURCE
+    ]
     scene = next((s for s in accepted if s.get("kind") == "scene"), None)
     specific = [s for s in candidates if s.get("kind", "specific") == "specific"]
     pool = specific or candidates
@@ -417,8 +432,7 @@ def _facts(plan: CaptionPlan) -> list[Fact]:
                 id=f"source:{source.label}",
                 kind="source",
                 text=("probably " if source.hedged else "")
-                + f"{w.noun} {verb}"
-                + (" (the main sound)" if source.role == "primary" else " (a secondary sound)"),
+                + f"{w.noun} {verb}",
                 keywords=tuple(sorted(w.words())),
                 required=True,
                 confidence=source.confidence,
