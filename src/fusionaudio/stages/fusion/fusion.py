@@ -31,7 +31,7 @@ from fusionaudio.stages.fusion.validate import UNCERTAIN, check_grounding, conte
 from fusionaudio.stages.fusion.verify import stated_facts, verify_caption
 
 PromptStyle = Literal["small", "paper"]
-PLAN_VERSION = 2  # bump when plan.py, realize.py or verify.py change what a caption says
+PLAN_VERSION = 3  # bump when plan.py, realize.py or verify.py change what a caption says
 PROMPT_VERSIONS = {"small": 2, "paper": 1}
 
 CAPTION_SCHEMAS: dict[str, dict[str, Any]] = {

@@ -59,7 +59,9 @@ NOT_A_SOURCE = frozenset(
         "Sound effect", "Hum", "Mains hum", "Buzz", "Distortion", "Echo", "Reverberation",
         "Sine wave", "Harmonic", "Chirp tone", "Field recording", "Inside, small room",
         "Inside, large room or hall", "Inside, public space", "Outside, urban or manmade",
-        "Outside, rural or natural", "Cacophony", "Throbbing", "Vibration",
+        "Outside, rural or natural", "Cacophony", "Throbbing", "Vibration", "Music",
+        "Musical instrument", "Speech", "Background music", "Theme music", "Soundtrack music",
+        "Video game music", "Jingle (music)",
     }
 )  # fmt: skip
 SPEAKER_HEDGE_BELOW = 0.6  # the voice cue's speaker confidence under which a caption hedges
@@ -250,7 +252,7 @@ def _plan_sources(
                 confidence=round(float(s["confidence"]), 3),
                 coverage=round(float(s.get("coverage", 1.0)), 3),
                 count=s.get("count"),
-                bursts=s.get("bursts"),
+                bursts=_bursts(s.get("count"), s.get("bursts")),
                 hedged=generic or via_video is not None,
                 via_video=via_video,
             )
@@ -266,6 +268,13 @@ def _plan_sources(
             else None
         )
     return planned, setting
+
+
+def _bursts(count: int | None, bursts: int | None) -> int | None:
+    """Bursts are worth saying only when they group several events each."""
+    if count is None or bursts is None or not 1 < bursts < count:
+        return None
+    return int(bursts)
 
 
 def _visual_identity(visual: list[str]) -> str | None:
