@@ -226,3 +226,12 @@ def test_template_captions_differ_when_plans_differ() -> None:
     assert realize_template(build_plan(a, 10.0, False)) != realize_template(
         build_plan(b, 10.0, False)
     )
+
+
+def test_word_forms_compare_equal() -> None:
+    from fusionaudio.stages.fusion.lexicon import stem
+
+    for forms in (("bark", "barks", "barking"), ("buzz", "buzzes", "buzzing"),
+                  ("crackle", "crackles", "crackling"), ("run", "runs", "running"),
+                  ("dog", "dogs"), ("bus", "buses"), ("chime", "chimes", "chiming")):  # fmt: skip
+        assert len({stem(f) for f in forms}) == 1, forms

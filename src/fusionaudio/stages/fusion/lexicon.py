@@ -257,8 +257,8 @@ def stem(word: str) -> str:
     w = word.lower()
     if len(w) > 5 and w.endswith("ing"):
         w = w[:-3]
-        if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "ls":
-            w = w[:-1]  # running -> run
+        if len(w) > 3 and w[-1] == w[-2] and w[-1] in "bdgmnprt":
+            w = w[:-1]  # running -> run, but buzzing -> buzz
     elif len(w) > 5 and w.endswith("ed"):
         w = w[:-2]
     elif len(w) > 4 and w.endswith("ies"):
