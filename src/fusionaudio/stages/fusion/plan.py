@@ -440,8 +440,7 @@ def _facts(plan: CaptionPlan) -> list[Fact]:
             Fact(
                 id=f"source:{source.label}",
                 kind="source",
-                text=("probably " if source.hedged else "")
-                + f"{w.noun} {verb}",
+                text=("probably " if source.hedged else "") + f"{w.noun} {verb}",
                 keywords=tuple(sorted(w.words())),
                 required=True,
                 confidence=source.confidence,
