@@ -16,7 +16,7 @@ from typing import Any
 
 from fusionaudio.backends.llm import LLMClient, LLMReply
 from fusionaudio.schema import Cue
-from fusionaudio.stages.base import Stage, StageInput
+from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt
 from fusionaudio.stages.fusion.fusion import PLAN_VERSION, clip_plan
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
@@ -115,7 +115,8 @@ class QAStage(Stage):
         self.seed = seed
         self.batch_size = batch_size
         self.workers = workers
-        self.resources = llm.resources()
+        # Writing every pair from the plan needs no model: no threads, no GPU to reserve.
+        self.resources = llm.resources() if llm_pairs > 0 else Resources(cpus=1)
         self._client: LLMClient | None = None
 
     _prompt: Prompt | None = None
