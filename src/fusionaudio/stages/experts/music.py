@@ -38,8 +38,14 @@ GENERIC_INSTRUMENT = "Musical instrument"
 """Fires on nearly every piece of music: no information about which instrument. Never a
 candidate, only evidence for the specific labels."""
 
-# The AudioSet percussion classes, named once: the merge table folds them under
-# "Percussion", the family table calls them percussion.
+# The AudioSet plucked-string and percussion classes, named once: the merge table folds
+# them under their parent label, the family table names their family.
+PLUCKED_STRINGS = frozenset(
+    {
+        "Guitar", "Electric guitar", "Bass guitar", "Acoustic guitar", "Steel guitar, slide guitar",
+        "Banjo", "Sitar", "Mandolin", "Zither", "Ukulele", "Harp",
+    }
+)  # fmt: skip
 PERCUSSION = frozenset(
     {
         "Percussion", "Drum kit", "Drum machine", "Drum", "Snare drum", "Rimshot", "Drum roll",
@@ -53,21 +59,7 @@ PARENTS: dict[str, frozenset[str]] = {
     # AudioSet parents fire together with (and usually above) their children: a parent is
     # true whenever a child is, so when a child is reasonably supported the parent's score
     # is folded into the child, the informative label.
-    "Plucked string instrument": frozenset(
-        {
-            "Guitar",
-            "Electric guitar",
-            "Bass guitar",
-            "Acoustic guitar",
-            "Steel guitar, slide guitar",
-            "Banjo",
-            "Sitar",
-            "Mandolin",
-            "Zither",
-            "Ukulele",
-            "Harp",
-        }
-    ),
+    "Plucked string instrument": PLUCKED_STRINGS,
     "Guitar": frozenset(
         {
             "Electric guitar",
@@ -185,22 +177,9 @@ FUNCTION_GENRE_WEIGHT = 0.5
 
 INSTRUMENT_FAMILY: dict[str, str] = {
     **dict.fromkeys(
-        [
-            "Plucked string instrument",
-            "Guitar",
-            "Electric guitar",
-            "Bass guitar",
-            "Acoustic guitar",
-            "Steel guitar, slide guitar",
-            "Tapping (guitar technique)",
-            "Strum",
-            "Banjo",
-            "Sitar",
-            "Mandolin",
-            "Zither",
-            "Ukulele",
-            "Harp",
-        ],
+        sorted(
+            PLUCKED_STRINGS | {"Plucked string instrument", "Tapping (guitar technique)", "Strum"}
+        ),
         "plucked strings",
     ),
     **dict.fromkeys(

@@ -21,13 +21,13 @@ from fusionaudio.backends.llm import LLMClient
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt
-from fusionaudio.stages.fusion.evidence import Evidence, build_evidence, render_paper
+from fusionaudio.stages.fusion.evidence import build_evidence, render_paper
 from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.plan import CaptionPlan, build_plan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import realize_template, render_draft
-from fusionaudio.stages.fusion.validate import UNCERTAIN, check_grounding, content_words
+from fusionaudio.stages.fusion.validate import UNCERTAIN, check_example_copy
 from fusionaudio.stages.fusion.verify import stated_facts, verify_caption
 
 PromptStyle = Literal["small", "paper"]
@@ -53,35 +53,11 @@ CAPTION_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def audio_vocabulary(ev: Evidence) -> set[str]:
-    text = " ".join(
-        [
-            *ev.confident_sounds,
-            *ev.possible_sounds,
-            *ev.events,
-            ev.description or "",
-            ev.music or "",
-        ]
-    )
-    return set(content_words(text))
-
-
-def visual_labels(cues: dict[str, Cue]) -> list[str]:
-    vision = cues.get("vision")
-    if vision is None or vision.output.get("generated"):
-        return []
-    return sorted(
-        {o["label"] for f in vision.output.get("frames", []) for o in f.get("objects", [])}
-    )
-
-
 def clip_plan(item: StageInput) -> CaptionPlan:
     """The plan of one clip: fusion and QA both build it, from the same cues."""
     media = item.media
     duration = 0.0 if media is None else media.window_end_s - media.window_start_s
-    plan = build_plan(dict(item.cues), duration, silent=bool(media and media.silent))
-    plan.visual_labels = visual_labels(dict(item.cues))
-    return plan
+    return build_plan(dict(item.cues), duration, silent=bool(media and media.silent))
 
 
 class FusionStage(Stage):
@@ -230,12 +206,7 @@ class FusionStage(Stage):
         if caption == UNCERTAIN:
             return (caption, ambiguities), []
         problems = verify_caption(caption, plan).problems
-        if self.prompt().example_captions:
-            problems += [
-                p
-                for p in check_grounding(caption, True, True, self.prompt().example_captions)
-                if "copies" in p
-            ]
+        problems += check_example_copy(caption, self.prompt().example_captions)
         if not problems:
             with self._captions_lock:
                 digest = hashlib.blake2b(caption.lower().encode(), digest_size=16).digest()

@@ -149,7 +149,7 @@ class CaptionPlan:
     ambiguities: list[str] = field(default_factory=list)
     uncertain: str | None = None
     transcript: str | None = None  # never shown to a model; the verifier checks for copies
-    visual_labels: list[str] = field(default_factory=list)
+    visual_labels: list[str] = field(default_factory=list)  # every object seen on video
 
     @property
     def ordered(self) -> bool:
@@ -405,15 +405,21 @@ def _recording(cues: dict[str, Cue]) -> list[tuple[str, str]]:
     return [(name, RECORDING_PHRASES[name][0]) for name in found[:MAX_RECORDING_ATTRIBUTES]]
 
 
-def _visual_objects(cues: dict[str, Cue]) -> list[str]:
+def _visual_objects(cues: dict[str, Cue]) -> tuple[list[str], list[str]]:
+    """Objects seen clearly enough to name an ambiguous sound, and every object seen in any
+    frame (a caption may name none of those unless the plan holds it)."""
     vision = cues.get("vision")
     if vision is None or vision.output.get("generated"):
-        return []
-    return [
+        return [], []
+    clear = [
         str(o["label"])
         for o in vision.output.get("objects", [])
         if float(o.get("mean_confidence", 0)) >= 0.15
     ]
+    seen = sorted(
+        {str(o["label"]) for f in vision.output.get("frames", []) for o in f.get("objects", [])}
+    )
+    return clear, seen
 
 
 def _stems(text: str) -> tuple[str, ...]:
@@ -613,7 +619,7 @@ def build_plan(cues: dict[str, Cue], duration_s: float, silent: bool) -> Caption
     """Cues -> plan. ``uncertain`` is set when the evidence cannot carry a caption."""
     ev = build_evidence(cues, duration_s, silent)
     plan = CaptionPlan(duration_s=round(duration_s, 1), transcript=ev.transcript)
-    plan.visual_labels = _visual_objects(cues)
+    clear_objects, plan.visual_labels = _visual_objects(cues)
     if silent:
         plan.uncertain = "the clip is silent or nearly so"
         return plan
@@ -622,7 +628,7 @@ def build_plan(cues: dict[str, Cue], duration_s: float, silent: bool) -> Caption
         return plan
     tags = _tags(cues)
     accepted = _accepted_sources(cues, duration_s)
-    plan.sources, plan.setting = _plan_sources(accepted, plan.visual_labels, duration_s)
+    plan.sources, plan.setting = _plan_sources(accepted, clear_objects, duration_s)
     given = cues.get("given_tags")
     if given is not None:
         known = {s.label for s in plan.sources}

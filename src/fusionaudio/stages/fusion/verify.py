@@ -78,11 +78,12 @@ def verify_caption(text: str, plan: CaptionPlan, check_facts: bool = True) -> Ve
     affirmed = affirmed_words(text)
     stems = {stem(w) for w in affirmed}
     result.verified = stated_facts(text, plan)
+    allowed = plan.allowed_words()
     problems = result.problems
     problems += check_text_quality(text)
     problems += check_leaks(text)
     problems += check_transcript_copy(text, plan.transcript)
-    problems += check_visual(text, plan.visual_labels, plan.allowed_words())
+    problems += check_visual(text, plan.visual_labels, allowed)
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
     if len(sentences) > MAX_SENTENCES:
         problems.append(f"{len(sentences)} sentences; write at most 3")
@@ -93,7 +94,7 @@ def verify_caption(text: str, plan: CaptionPlan, check_facts: bool = True) -> Ve
         hedged = [f for f in plan.facts if f.hedged and f.required]
         if hedged and not HEDGES.search(text):
             problems.append(f"states as certain what is only probable: {hedged[0].text}")
-    extra = sorted((stems & source_vocabulary()) - plan.allowed_words())
+    extra = sorted((stems & source_vocabulary()) - allowed)
     if extra:
         problems.append("names a source that is not in the plan: " + ", ".join(extra[:4]))
     if plan.music is None and affirmed & NO_MUSIC_WORDS:
@@ -112,14 +113,14 @@ def verify_caption(text: str, plan: CaptionPlan, check_facts: bool = True) -> Ve
     for word in sorted(affirmed & NUMBERS):
         if word not in allowed_numbers:
             problems.append(f"states the number '{word}', which the plan does not hold")
-    places = allowed_places(plan)
+    places = allowed_places(plan, allowed)
     for word in sorted(affirmed & PLACE_WORDS):
         if word not in places:
             problems.append(f"names a place ('{word}') that the plan does not hold")
     return result
 
 
-def allowed_places(plan: CaptionPlan) -> set[str]:
+def allowed_places(plan: CaptionPlan, allowed_words: set[str]) -> set[str]:
     places: set[str] = set()
     if plan.setting:
         places |= {plan.setting, "inside" if plan.setting == "indoors" else "outside"}
@@ -128,5 +129,5 @@ def allowed_places(plan: CaptionPlan) -> set[str]:
             places.add("room")
         if name == "large hall":
             places |= {"hall", "room"}
-    places |= {w for w in plan.allowed_words() if w in PLACE_WORDS}
+    places |= {w for w in allowed_words if w in PLACE_WORDS}
     return places
