@@ -63,6 +63,11 @@ class VadConfig(_Strict):
 class TaggingConfig(_Strict):
     enabled: bool = True
     backend: Literal["yamnet_onnx"] = "yamnet_onnx"
+    precision: Literal["float32", "int8"] = Field(
+        "float32",
+        description="float32: the shipped w8a8 YAMNet turned into its float network (better "
+        "tags, batched); int8: the shipped graph as is",
+    )
     top_k: int = Field(10, ge=1)
     timeline_top_k: int = Field(3, ge=1)
     timeline_min_confidence: float = Field(0.1, ge=0, le=1)

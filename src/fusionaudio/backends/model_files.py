@@ -10,7 +10,9 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -43,24 +45,34 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def extract_zip_once(archive: Path, dest_root: Path) -> Path:
-    """Unpack ``archive`` into a folder named by its hash; reuse it when present.
+def build_once(dest: Path, build: Callable[[Path], object]) -> Path:
+    """Run ``build(tmp_folder)`` unless ``dest`` exists, then rename the folder into place.
 
     The folder appears under its final name only once fully written, so concurrent
-    workers and interrupted runs never see a half-extracted model.
+    workers and interrupted runs never see a half-built model.
     """
-    digest = sha256_file(archive)[:16]
-    dest = dest_root / f"{archive.stem}-{digest}"
     if dest.is_dir():
         return dest
-    dest_root.mkdir(parents=True, exist_ok=True)
-    tmp = dest_root / f".{dest.name}.tmp-{os.getpid()}"
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(tmp)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build(tmp)
     try:
         os.replace(tmp, dest)
     except OSError:
         # Another worker finished first; theirs is identical.
+        shutil.rmtree(tmp, ignore_errors=True)
         if not dest.is_dir():
             raise
     return dest
+
+
+def extract_zip_once(archive: Path, dest_root: Path) -> Path:
+    """Unpack ``archive`` into a folder named by its hash; reuse it when present."""
+    digest = sha256_file(archive)[:16]
+
+    def extract(tmp: Path) -> None:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+
+    return build_once(dest_root / f"{archive.stem}-{digest}", extract)

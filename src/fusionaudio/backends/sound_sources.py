@@ -33,15 +33,14 @@ SOURCES_VERSION = 1
 
 # --- segments (hysteresis on the per-patch family score) ---------------------------------
 # YAMNet's sigmoid scores are not calibrated probabilities: a class that is really present
-# scores 0.5-1.0 in the patches holding it, absent classes sit at 0.09 or below, and
-# confusable neighbours (Howl beside Bark, Engine beside Applause) drift to 0.18-0.32.
-# The quantised model's levels near there are 0.18, 0.32 and 0.5 (one logit step, ~0.76,
-# apart). 0.3 opens a segment at one step under the decision point (level 0.32): a sound
-# that the model is close to calling.
+# scores 0.5-1.0 in the patches holding it, absent classes sit under 0.1, and confusable
+# neighbours (Howl beside Bark, Engine beside Applause) drift to 0.2-0.35. 0.3 opens a
+# segment a little under the decision point (logit 0, score 0.5): a sound that the model is
+# close to calling. (The shipped w8a8 graph, ``precision: int8``, can only output the
+# levels 0.09, 0.18, 0.32, 0.5, 0.68, ...; these thresholds select the same patches there.)
 OPEN_SCORE = 0.3
-# Once open, a segment holds down to two steps under the decision point (level 0.18), so
-# one soft patch inside a sound (a bark's tail, a pause in a crow's caw) does not split it;
-# 0.09, the level of most absent classes, ends it.
+# Once open, a segment holds down to 0.15, so one soft patch inside a sound (a bark's tail,
+# a pause in a crow's caw) does not split it; the level of most absent classes ends it.
 HOLD_SCORE = 0.15
 # Segments separated by at most one patch below HOLD_SCORE (0.48 s of hop) are the same
 # source; a single patch is shorter than most pauses between repeated calls.
@@ -49,11 +48,9 @@ MAX_GAP_PATCHES = 1
 
 # --- acceptance ---------------------------------------------------------------------------
 # Confident: the best patch must reach the sigmoid's decision point (logit 0, score 0.5):
-# the model itself calls the class present there. (The w8a8 ONNX YAMNet quantises its
-# logits in steps of ~0.76, so scores only take the levels 0.09, 0.18, 0.32, 0.5, 0.68,
-# 0.82, ...; any value in (0.32, 0.5] selects the same patches.) The mean over the
-# segments must stay at the "detected" level (OPEN_SCORE) so that a single spike inside a
-# long weak segment does not count.
+# the model itself calls the class present there. The mean over the segments must stay at
+# the "detected" level (OPEN_SCORE) so that a single spike inside a long weak segment does
+# not count.
 ACCEPT_PEAK = 0.5
 ACCEPT_MEAN = OPEN_SCORE
 # Persistent: two patches (an event at time t falls into two overlapping 0.96 s patches

@@ -69,6 +69,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 t.batch_size,
                 t.workers,
                 t.threads,
+                t.precision,
             )
         )
     separated = ex.separation.enabled

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fusionaudio.backends.sound_sources import SOURCES_VERSION, sound_sources
-from fusionaudio.backends.yamnet_onnx import YamnetOnnx
+from fusionaudio.backends.yamnet_onnx import Precision, YamnetOnnx
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
 
@@ -36,8 +36,8 @@ class TaggerBackend(Protocol):
     def patch_scores(self, signal: np.ndarray) -> np.ndarray: ...
 
 
-def _yamnet(models_dir: Path, threads: int) -> TaggerBackend:
-    return YamnetOnnx(models_dir=models_dir, threads=threads)
+def _yamnet(models_dir: Path, threads: int, precision: Precision) -> TaggerBackend:
+    return YamnetOnnx(models_dir=models_dir, threads=threads, precision=precision)
 
 
 TAGGER_BACKENDS = {"yamnet_onnx": (_yamnet, YamnetOnnx.fingerprint)}
@@ -96,6 +96,7 @@ class TaggingStage(Stage):
         batch_size: int = 8,
         workers: int = 1,
         threads: int = 1,
+        precision: Precision = "float32",
     ) -> None:
         if backend not in TAGGER_BACKENDS:
             raise ValueError(
@@ -110,13 +111,14 @@ class TaggingStage(Stage):
         self.batch_size = batch_size
         self.workers = workers
         self.threads = threads
+        self.precision: Precision = precision
         self.resources = Resources(cpus=threads)
         self._backend: TaggerBackend | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         return {
             "backend": self.backend_name,
-            "model": TAGGER_BACKENDS[self.backend_name][1](),
+            "model": TAGGER_BACKENDS[self.backend_name][1](self.precision),
             "top_k": self.top_k,
             "timeline_top_k": self.timeline_top_k,
             "timeline_min_confidence": self.timeline_min_confidence,
@@ -125,7 +127,9 @@ class TaggingStage(Stage):
         }
 
     def setup(self) -> None:
-        self._backend = TAGGER_BACKENDS[self.backend_name][0](self.models_dir, self.threads)
+        self._backend = TAGGER_BACKENDS[self.backend_name][0](
+            self.models_dir, self.threads, self.precision
+        )
         self._backend.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
