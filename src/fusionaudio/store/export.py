@@ -1,10 +1,13 @@
-"""Exporting a run as a dataset: the paper's instruction format, JSONL or Parquet.
+"""Exporting a run as a dataset: the paper's instruction format, JSONL, Parquet, a Hugging
+Face dataset folder or WebDataset shards (the last two in ``export_training.py``).
 
 The instruction format is the released FusionAudio one, a JSON list of
-``{audio_id, instruction, input, dataset, task, output}``: one "Captioning questions"
-record per captioned clip and one "Open-ended questions" record per QA pair. Only clips
-with ``status: ok`` are exported unless asked otherwise; filtered, uncertain and failed
-clips have no caption to teach.
+``{audio_id, instruction, input, dataset, task, output}``, plus ``start_s``/``end_s``: the
+window of ``audio_id`` that the caption describes. One "Captioning questions" record per
+captioned clip and one "Open-ended questions" record per QA pair. Only clips with
+``status: ok`` are exported unless asked otherwise; filtered, uncertain and failed clips
+have no caption to teach. Every format streams: records are read and written one at a
+time, so memory does not grow with the run.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import pyarrow.parquet as pq
 
 from fusionaudio.schema.arrow import RESULT_SCHEMA, result_row
 from fusionaudio.store.atomic import atomic_write_text
+from fusionaudio.store.export_training import TrainingExport, export_hf, export_webdataset
+from fusionaudio.store.window_audio import record_window
 
-ExportFormat = Literal["instruct", "jsonl", "parquet"]
+ExportFormat = Literal["instruct", "jsonl", "parquet", "hf", "webdataset"]
+EXPORT_FORMATS: tuple[str, ...] = ("instruct", "jsonl", "parquet", "hf", "webdataset")
 CAPTION_INSTRUCTION = "Describe the audio in detail."
 CAPTION_TASK = "Captioning questions"
 QA_TASK = "Open-ended questions"
@@ -38,9 +44,10 @@ def iter_results(run_dir: Path, statuses: frozenset[str] | None) -> Iterator[dic
                     yield record
 
 
-def instruct_rows(record: dict[str, Any], dataset: str) -> list[dict[str, str]]:
-    rows = []
+def instruct_rows(record: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     audio_id = record["source"]
+    start_s, end_s = record_window(record)
     caption = record.get("caption")
     if caption is not None:
         rows.append(
@@ -51,6 +58,8 @@ def instruct_rows(record: dict[str, Any], dataset: str) -> list[dict[str, str]]:
                 "dataset": dataset,
                 "task": CAPTION_TASK,
                 "output": caption["text"],
+                "start_s": start_s,
+                "end_s": end_s,
             }
         )
     for pair in record.get("qa", []):
@@ -62,6 +71,8 @@ def instruct_rows(record: dict[str, Any], dataset: str) -> list[dict[str, str]]:
                 "dataset": dataset,
                 "task": QA_TASK,
                 "output": pair["answer"],
+                "start_s": start_s,
+                "end_s": end_s,
             }
         )
     return rows
@@ -73,19 +84,122 @@ def export(
     out: Path,
     statuses: frozenset[str] | None = frozenset({"ok"}),
     dataset: str = "fusionaudio",
-) -> int:
-    """Write the export atomically; returns the number of rows written."""
+    rows_per_shard: int = 1000,
+    sample_rate: int | None = None,
+) -> TrainingExport:
+    """Write the export (atomically: complete or absent) and say what it holds."""
     records = iter_results(run_dir, statuses)
-    if fmt == "instruct":
-        rows = [row for record in records for row in instruct_rows(record, dataset)]
-        atomic_write_text(out, json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
-        return len(rows)
-    if fmt == "jsonl":
-        lines = [json.dumps(record, ensure_ascii=False) for record in records]
-        atomic_write_text(out, "".join(line + "\n" for line in lines))
-        return len(lines)
-    table = pa.Table.from_pylist([result_row(r) for r in records], schema=RESULT_SCHEMA)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(table, tmp)
+    if fmt == "hf":
+        counts = _status_counts(run_dir)
+        report = export_hf(records, out, rows_per_shard, sample_rate, "")
+        card = dataset_card(run_dir, dataset, counts, report, statuses, sample_rate)
+        atomic_write_text(out / "README.md", card)
+        return report
+    if fmt == "webdataset":
+        return export_webdataset(records, out, rows_per_shard, sample_rate)
+    report = TrainingExport(out=out, files=[out])
+    tmp = out.with_name(f".{out.name}.partial")
+    if fmt == "parquet":
+        writer = pq.ParquetWriter(str(tmp), RESULT_SCHEMA)
+        try:
+            group: list[dict[str, Any]] = []
+            for record in records:
+                group.append(result_row(record))
+                report.rows += 1
+                if len(group) >= 1024:
+                    writer.write_table(pa.Table.from_pylist(group, schema=RESULT_SCHEMA))
+                    group = []
+            if group:
+                writer.write_table(pa.Table.from_pylist(group, schema=RESULT_SCHEMA))
+        finally:
+            writer.close()
+    else:
+        with tmp.open("w", encoding="utf-8") as f:
+            if fmt == "instruct":
+                f.write("[")
+                for record in records:
+                    for row in instruct_rows(record, dataset):
+                        f.write(
+                            ("\n" if report.rows == 0 else ",\n")
+                            + json.dumps(row, ensure_ascii=False)
+                        )
+                        report.rows += 1
+                f.write("\n]\n")
+            else:
+                for record in records:
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    report.rows += 1
     tmp.replace(out)
-    return int(table.num_rows)
+    report.bytes_written = out.stat().st_size
+    return report
+
+
+def _status_counts(run_dir: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in iter_results(run_dir, None):
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
+    return counts
+
+
+def dataset_card(
+    run_dir: Path,
+    dataset: str,
+    counts: dict[str, int],
+    report: TrainingExport,
+    statuses: frozenset[str] | None,
+    sample_rate: int | None,
+) -> str:
+    """The Hugging Face dataset card: what the rows are, how they were made, and counts."""
+    run_path = run_dir / "run.json"
+    run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else {}
+    config = run.get("config", {})
+    kept = "every status" if statuses is None else ", ".join(sorted(statuses))
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        "    path: data/train-*.parquet",
+        "task_categories:",
+        "- audio-classification",
+        "- text-to-audio",
+        "---",
+        "",
+        f"# {dataset}",
+        "",
+        "Audio captions made by fusionaudio (a FusionAudio-style pipeline: expert models, then",
+        "an LLM fusing their cues under explicit trust rules, with a caption plan decided in",
+        "code). Each row is one clip's analysed window (`audio`, FLAC"
+        + (f" resampled to {sample_rate} Hz" if sample_rate else " at the source's rate")
+        + "), its caption, ambiguities, QA pairs, CLAP-style score, AudioSet tags and provenance.",
+        "",
+        "## Counts",
+        "",
+        f"- rows: {report.rows} (statuses exported: {kept})",
+        f"- run: {sum(counts.values())} clips: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        f"- clips whose audio could not be read at export time: {len(report.skipped)}",
+        f"- shards: {len(report.files)}",
+        "",
+        "## How it was made",
+        "",
+        f"- fusionaudio {run.get('versions', {}).get('fusionaudio', '?')}, "
+        f"preset `{config.get('preset', '?')}`, pipeline hash `{run.get('pipeline_hash', '?')}`",
+        "- models: "
+        + ", ".join(
+            f"{name}: {info.get('model_id', info) if isinstance(info, dict) else info}"
+            for name, info in sorted(run.get("models", {}).items())
+        ),
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'ds = load_dataset("parquet", data_files="data/train-*.parquet", split="train")',
+        "```",
+        "",
+        "The full run configuration is in `run.json` of the run folder this was exported from.",
+        "",
+    ]
+    return "\n".join(lines)
