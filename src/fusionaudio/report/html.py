@@ -43,7 +43,9 @@ def _bar(title: str, labels: list[str], values: list[float], xlabel: str = "") -
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
     ax.bar(range(len(values)), values, color="#3b6ea5")
     tilt = len(labels) > 6 or max((len(x) for x in labels), default=0) > 8
-    ax.set_xticks(range(len(labels)), labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
+    ax.set_xticks(
+        range(len(labels)), labels, rotation=30 if tilt else 0, ha="right" if tilt else "center"
+    )
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.spines[["top", "right"]].set_visible(False)
