@@ -136,7 +136,11 @@ def mentions(text: str, words: list[str] | set[str]) -> set[str]:
     found = set()
     for word in words:
         key = " ".join(stem(w) for w in word.split())
-        if f" {key} " in joined or any(s.startswith(key) and len(key) >= 4 for s in stems):
+        # a compound counts ("raindrop" names rain, "thunderstorm" thunder), a mere prefix
+        # does not ("single" is no "sing", "scatter" no "cat")
+        if f" {key} " in joined or any(
+            s.startswith(key) and len(key) >= 4 and len(s) - len(key) >= 3 for s in stems
+        ):
             found.add(word)
     return found
 

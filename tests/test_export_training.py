@@ -102,7 +102,7 @@ def test_hf_export_loads_with_datasets_and_decodes_the_window(
 def test_webdataset_shards_read_back_with_the_webdataset_library(
     segmented_run: Path, tmp_path: Path
 ) -> None:
-    from fusionaudio.store.export import export
+    from fusionaudio.dataset.export import export
 
     out = tmp_path / "wds"
     records = _records(segmented_run)
@@ -127,7 +127,7 @@ def test_webdataset_shards_read_back_with_the_webdataset_library(
 def test_a_record_whose_audio_is_gone_is_skipped_with_its_reason(
     segmented_run: Path, tmp_path: Path
 ) -> None:
-    from fusionaudio.store.export import export
+    from fusionaudio.dataset.export import export
 
     run_copy = tmp_path / "run"
     shutil.copytree(segmented_run, run_copy)

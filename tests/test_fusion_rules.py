@@ -13,6 +13,7 @@ import pytest
 
 from fusionaudio.backends.openai_http import LLMError, OpenAIClient, ServerSettings
 from fusionaudio.config import RunConfig
+from fusionaudio.dataset.export import export
 from fusionaudio.pipeline.run import run
 from fusionaudio.schema import Clip, Cue, MediaSummary, Provenance
 from fusionaudio.stages.base import StageInput
@@ -30,7 +31,6 @@ from fusionaudio.stages.fusion.validate import (
     check_transcript_copy,
     check_visual,
 )
-from fusionaudio.store.export import export
 from tests.media_factory import EXAMPLES
 from tests.openai_server import ServerScript, serve
 

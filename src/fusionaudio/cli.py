@@ -24,10 +24,10 @@ from rich.table import Table
 from fusionaudio import __version__
 from fusionaudio.calibrate import calibrate, plot_precision_recall, read_ratings
 from fusionaudio.config import PRESETS, ConfigError, load_config
+from fusionaudio.dataset.export import EXPORT_FORMATS, ExportFormat, export, iter_results
 from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
-from fusionaudio.store.export import EXPORT_FORMATS, ExportFormat, export, iter_results
 
 EXIT_USAGE = 2
 

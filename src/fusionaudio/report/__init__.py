@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fusionaudio.dataset.export import iter_results
 from fusionaudio.report.html import render
 from fusionaudio.report.stats import RunStats
 from fusionaudio.store.atomic import atomic_write_text
-from fusionaudio.store.export import iter_results
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fusionaudio.dataset.window_audio import record_window, window_flac
 from fusionaudio.media.errors import MediaError
 from fusionaudio.report.stats import GalleryItem
-from fusionaudio.store.window_audio import record_window, window_flac
 
 GALLERY_SAMPLE_RATE = 16_000  # embedded audio: mono-enough, small, and what the experts heard
 

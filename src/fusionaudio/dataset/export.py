@@ -20,10 +20,10 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fusionaudio.dataset.export_training import TrainingExport, export_hf, export_webdataset
+from fusionaudio.dataset.window_audio import record_window
 from fusionaudio.schema.arrow import RESULT_SCHEMA, result_row
 from fusionaudio.store.atomic import atomic_write_text
-from fusionaudio.store.export_training import TrainingExport, export_hf, export_webdataset
-from fusionaudio.store.window_audio import record_window
 
 ExportFormat = Literal["instruct", "jsonl", "parquet", "hf", "webdataset"]
 EXPORT_FORMATS: tuple[str, ...] = ("instruct", "jsonl", "parquet", "hf", "webdataset")

@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fusionaudio.dataset.window_audio import WindowAudio, window_flac
 from fusionaudio.media.errors import MediaError
-from fusionaudio.store.window_audio import WindowAudio, window_flac
 
 # The Hugging Face ``datasets`` feature types of the hf export, stored in the Parquet
 # schema metadata: that is how ``load_dataset("parquet")`` knows ``audio`` is an Audio
