@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOUNDS = REPO.parent / "shared" / "data" / "sounds"
 
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 mode, run_dir = sys.argv[1], Path(sys.argv[2])
 started = time.perf_counter()
@@ -35,8 +35,9 @@ if mode == "read":
 else:
     from fusionaudio.report import build_report
     build_report(run_dir, run_dir / "report.html", gallery=12)
-print(json.dumps({"s": time.perf_counter() - started,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM is this process's own peak (ru_maxrss would include the parent's at fork time)
+peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"s": time.perf_counter() - started, "peak_mb": peak_kb / 1024}))
 """
 
 
