@@ -86,3 +86,39 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, speech_16k: np.ndarray)
     write_audio(folder / "ten minutes.flac", ten_minutes[None, :], 16_000)
     shutil.copy(EXAMPLES / "music_pingus.ogg", folder / "good_music.ogg")
     return folder
+
+
+@pytest.fixture(scope="session")
+def captioned_run(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path) -> Path:
+    """A real run for the tools that read runs (report, rating page): real clips through the
+    fast experts; the LLM answers nonsense, so code writes every caption from its plan (the
+    path a weak model takes), and one file is not audio at all."""
+    from fusionaudio.pipeline.run import run
+    from tests.openai_server import ServerScript, serve
+    from tests.real_sounds import clips_of
+
+    root = tmp_path_factory.mktemp("captioned")
+    data = load_config().model_dump(mode="json")
+    data["models_dir"] = str(root / "models")
+    for name, section in data["experts"].items():
+        section["enabled"] = name in {"vad", "tagging", "given_tags"}
+    src = root / "in"
+    src.mkdir()
+    for name in ("speech_fox.wav", "engine_start.mp3", "music_pingus.ogg"):
+        shutil.copy(examples_dir / name, src)
+    for label in ("dog_bark", "rain", "siren", "applause", "owl_hoot"):
+        clip = clips_of(label)[0]
+        shutil.copy(clip.path, src / f"{label}{clip.path.suffix}")
+    (src / "broken.wav").write_bytes(b"RIFF not audio")
+    with serve(ServerScript(reply=lambda body: "{}")) as url:
+        data["fusion"].update(
+            enabled=True,
+            max_attempts=1,
+            llm={
+                "backend": "openai",
+                "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 2},
+            },
+        )
+        data["qa"]["enabled"] = True
+        run(src, root / "run", RunConfig.model_validate(data))
+    return root / "run"

@@ -14,12 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from fusionaudio.cli import cli
-from fusionaudio.config import RunConfig
-from fusionaudio.pipeline.run import run
 from fusionaudio.report.stats import RunStats
-from tests.openai_server import ServerScript, serve
-from tests.real_sounds import clips_of
-from tests.test_fusion_rules import _server_config
 
 ARTEFACTS = Path(os.environ.get("FUSIONAUDIO_TEST_ARTEFACTS", "test-artefacts"))
 
@@ -59,31 +54,6 @@ def test_the_random_gallery_is_the_same_for_the_same_seed() -> None:
 
     assert pick(7) == pick(7)
     assert len(set(pick(7))) == 3
-
-
-@pytest.fixture(scope="module")
-def captioned_run(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path) -> Path:
-    """Real clips through the fast experts; the LLM answers nonsense, so every caption is
-    realised from the plan by code (the path a weak model takes)."""
-    from fusionaudio.config import load_config
-
-    root = tmp_path_factory.mktemp("report")
-    data = load_config().model_dump()
-    data["models_dir"] = root / "models"
-    for name, section in data["experts"].items():
-        section["enabled"] = name in {"vad", "tagging", "given_tags"}
-    config = RunConfig.model_validate(data)
-    src = root / "in"
-    src.mkdir()
-    for name in ("speech_fox.wav", "engine_start.mp3", "music_pingus.ogg"):
-        shutil.copy(examples_dir / name, src)
-    for label in ("dog_bark", "rain", "siren", "applause", "owl_hoot"):
-        clip = clips_of(label)[0]
-        shutil.copy(clip.path, src / f"{label}{clip.path.suffix}")
-    (src / "broken.wav").write_bytes(b"RIFF not audio")
-    with serve(ServerScript(reply=lambda body: "{}")) as url:
-        run(src, root / "run", _server_config(config, url, max_attempts=1))
-    return root / "run"
 
 
 def _chromium() -> str:

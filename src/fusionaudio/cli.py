@@ -274,10 +274,18 @@ def report_command(
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option(
     "--ratings",
-    "ratings_path",
+    "ratings_paths",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="CSV/JSONL: clip_id and score (1-5) or label",
+    help="CSV/JSONL: clip_id and score (1-5) or label; repeat for several raters",
+)
+@click.option(
+    "--combine",
+    type=click.Choice(["mean", "majority"]),
+    default="mean",
+    show_default=True,
+    help="several raters: mean score <= 2, or at least half say 1-2",
 )
 @click.option("--beta", default=1.05, show_default=True, help="F-beta's beta (the paper: 1.05)")
 @click.option(
@@ -288,11 +296,22 @@ def report_command(
     help="PNG (default RUN_DIR/calibration_pr.png)",
 )
 def calibrate_command(
-    run_dir: Path, ratings_path: Path, beta: float, plot_path: Path | None
+    run_dir: Path,
+    ratings_paths: tuple[Path, ...],
+    combine: str,
+    beta: float,
+    plot_path: Path | None,
 ) -> None:
     """Choose the CLAP threshold that best separates rated hallucinations (F-beta)."""
+    from fusionaudio.agreement import combine as combine_raters
+    from fusionaudio.agreement import read_rating_file
+
     try:
-        ratings = read_ratings(ratings_path)
+        if len(ratings_paths) == 1:
+            ratings = read_ratings(ratings_paths[0])
+        else:
+            rows = [r for path in ratings_paths for r in read_rating_file(path)]
+            ratings = combine_raters(rows, combine)
         scores = {
             r["clip_id"]: float(r["scores"]["clap"])
             for r in iter_results(run_dir, None)
@@ -305,8 +324,10 @@ def calibrate_command(
     best = result.best
     plot = plot_path or run_dir / "calibration_pr.png"
     plot_precision_recall(result, plot)
+    raters = f" ({len(ratings_paths)} raters, {combine})" if len(ratings_paths) > 1 else ""
     click.echo(
-        f"{result.rated} rated clips with a score, {result.positives} notable hallucinations (score <= 2)"
+        f"{result.rated} rated clips with a score{raters}, {result.positives} notable "
+        "hallucinations (score <= 2)"
     )
     click.echo(
         f"threshold {best.threshold:.4f}: F{beta:g} {best.f_beta:.3f}, precision {best.precision:.3f}, "
@@ -314,6 +335,56 @@ def calibrate_command(
     )
     click.echo(
         f"set quality.thresholds.<scorer>: {best.threshold:.4f} in your config; plot: {plot}"
+    )
+
+
+@cli.command("rate")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="page folder"
+)
+@click.option("--sample", default=100, show_default=True, help="clips to rate")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--link-audio", is_flag=True, help="link the audio instead of embedding it")
+def rate_command(run_dir: Path, out_dir: Path, sample: int, seed: int, link_audio: bool) -> None:
+    """Write a static rating page (open index.html in a browser; no server)."""
+    from fusionaudio.dataset.rating_page import build_rating_page
+
+    try:
+        index = build_rating_page(run_dir, out_dir, sample, seed, embed_audio=not link_audio)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"wrote {index}: open it in a browser, rate, then Export CSV")
+
+
+@cli.command("agreement")
+@click.argument("ratings", nargs=-1, required=True, type=click.Path(path_type=Path))
+def agreement_command(ratings: tuple[Path, ...]) -> None:
+    """Inter-rater agreement of several raters' CSV files from the rating page."""
+    from fusionaudio.agreement import agreement, read_rating_file
+
+    try:
+        rows = [r for path in ratings for r in read_rating_file(path)]
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    result = agreement(rows)
+
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    click.echo(
+        f"{len(result.raters)} raters ({', '.join(result.raters)}), {result.clips} clips, "
+        f"{result.clips_all_rated} rated by all"
+    )
+    click.echo(
+        f"Krippendorff's alpha (ordinal): hallucination {show(result.alpha_hallucination)}, "
+        f"detail {show(result.alpha_detail)}"
+    )
+    click.echo(
+        f"hallucination label (score <= 2): Cohen's kappa {show(result.cohen_kappa)}, "
+        f"Fleiss' kappa {show(result.fleiss_kappa)}"
     )
 
 
