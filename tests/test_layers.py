@@ -17,6 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "engine": set(),
     "pipeline": {"engine", "stages", "backends", "media", "store", "schema", "config", "version"},
     "config": set(),
+    "dataset": {"media", "store", "schema"},
+    "report": {"dataset", "stages", "media", "store", "schema"},
 }
 TOP_LEVEL_LIBRARY = {"__init__": "version", "config": "config"}
 

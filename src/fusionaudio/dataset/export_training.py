@@ -187,12 +187,13 @@ def export_webdataset(
     sample_rate: int | None = None,
 ) -> TrainingExport:
     """Tar shards ``shard-NNNNNN.tar`` of ``KEY.flac`` + ``KEY.json`` (the caption record),
-    written by the ``webdataset`` library (``pip install fusionaudio[export]``)."""
+    written by the ``webdataset`` library (the ``export`` extra)."""
     try:
         import webdataset as wds
     except ImportError as exc:
+        needs = "the webdataset export needs the webdataset package"
         raise ModuleNotFoundError(
-            "the webdataset export needs the webdataset package: pip install 'fusionaudio[export]'"
+            f"{needs}; install it with: pip install 'fusionaudio[export]'"
         ) from exc
     report = TrainingExport(out=out)
     tmp = out.with_name(f".{out.name}.partial")
