@@ -105,6 +105,13 @@ def cli() -> None:
     "--retry-errors", is_flag=True, help="recompute clips whose earlier result was an error"
 )
 @click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option(
+    "--root",
+    "root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="every input file must resolve inside this folder (inputs.root)",
+)
 def run_command(
     input_path: Path,
     out_dir: Path,
@@ -112,11 +119,16 @@ def run_command(
     config_path: Path | None,
     retry_errors: bool,
     quiet: bool,
+    root: Path | None,
 ) -> None:
     """Caption every clip in INPUT (a folder, a media file, or a CSV/JSONL manifest)."""
     console = Console(stderr=True)
     try:
         config = load_config(config_path, preset)
+        if root is not None:
+            config = config.model_copy(
+                update={"inputs": config.inputs.model_copy(update={"root": root})}
+            )
         observer = None if quiet else _ProgressObserver(console)
         summary = run(input_path, out_dir, config, observer=observer, retry_errors=retry_errors)
     except (ConfigError, GraphError, RunLockedError) as exc:

@@ -259,9 +259,20 @@ def _default_models_dir() -> Path:
     return Path(root) / "models"
 
 
+class InputsConfig(_Strict):
+    """Where input files may live. A manifest's relative paths must stay inside the
+    manifest's folder, and a folder's files inside the folder (a ``..`` or a symlink
+    leading out is that clip's error) unless ``allow_outside_root``; with ``root`` set,
+    every path, absolute ones too, must resolve inside it."""
+
+    root: Path | None = None
+    allow_outside_root: bool = False
+
+
 class RunConfig(_Strict):
     preset: str = "offline"
     models_dir: Path = Field(default_factory=_default_models_dir)
+    inputs: InputsConfig = InputsConfig()
     media: MediaConfig = MediaConfig()
     engine: EngineConfig = EngineConfig()
     store: StoreConfig = StoreConfig()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fusionaudio.config import ConfigError, MediaConfig
+from fusionaudio.config import ConfigError, InputsConfig, MediaConfig
 from fusionaudio.media.probe import probe
 from fusionaudio.schema import Clip, Tag
 
@@ -70,7 +71,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_manifest(path: Path) -> list[Clip]:
+def _read_manifest(path: Path, confine: bool) -> list[Clip]:
     rows: list[dict[str, Any]] = []
     try:
         if path.suffix.lower() == ".csv":
@@ -95,8 +96,10 @@ def _read_manifest(path: Path) -> list[Clip]:
         if not raw_path:
             raise ConfigError(f"{path}: row {number} has no 'path'")
         media = Path(str(raw_path)).expanduser()
+        root = None
         if not media.is_absolute():
             media = path.parent / media
+            root = str(path.parent.resolve()) if confine else None
         clip_id = str(row.get("clip_id") or Path(str(raw_path)).as_posix())
         if clip_id in seen:
             raise ConfigError(f"{path}: row {number}: duplicate clip_id {clip_id!r}")
@@ -105,11 +108,38 @@ def _read_manifest(path: Path) -> list[Clip]:
             tags = _parse_tags(row.get("tags"))
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"{path}: row {number}: {exc}") from exc
-        clips.append(Clip(clip_id=clip_id, source=str(media), tags=tags))
+        clips.append(Clip(clip_id=clip_id, source=str(media), tags=tags, root=root))
     return clips
 
 
+def _walk(folder: Path) -> list[Path]:
+    """Media files under ``folder``, never descending through a symlinked directory."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.suffix.lower() in MEDIA_SUFFIXES and not name.startswith(".") and p.is_file():
+                found.append(p)
+    return sorted(found)
+
+
+def outside_root(clip: Clip) -> str | None:
+    """Why the clip's file may not be read (it resolves outside ``clip.root``), or None."""
+    if clip.root is None:
+        return None
+    resolved = Path(clip.source).resolve()
+    if resolved.is_relative_to(clip.root):
+        return None
+    return (
+        f"outside the allowed folder {clip.root}: {clip.source} resolves to {resolved} "
+        "(set inputs.allow_outside_root: true, or inputs.root, to allow it)"
+    )
+
+
 def _segment(clip: Clip, media: MediaConfig) -> list[Clip]:
+    if outside_root(clip) is not None:
+        return [clip]  # never probed; the loader refuses it
     try:
         duration = probe(Path(clip.source)).duration_s
     except Exception:
@@ -135,21 +165,33 @@ def _segment(clip: Clip, media: MediaConfig) -> list[Clip]:
     return out
 
 
-def discover(input_path: Path, media: MediaConfig) -> list[Clip]:
-    """All clips named by ``input_path``; raises ConfigError when there is nothing to read."""
+def discover(
+    input_path: Path, media: MediaConfig, inputs: InputsConfig | None = None
+) -> list[Clip]:
+    """All clips named by ``input_path``; raises ConfigError when there is nothing to read.
+
+    Each clip carries the folder its file must resolve inside (``Clip.root``); the loader
+    refuses a file outside it, as that clip's error (``InputsConfig``).
+    """
+    inputs = inputs or InputsConfig()
     if not input_path.exists():
         raise ConfigError(f"input not found: {input_path}")
+    confine = not inputs.allow_outside_root
     if input_path.is_dir():
-        files = sorted(
-            p
-            for p in input_path.rglob("*")
-            if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES and not p.name.startswith(".")
-        )
-        clips = [Clip(clip_id=p.relative_to(input_path).as_posix(), source=str(p)) for p in files]
+        root = str(input_path.resolve()) if confine else None
+        clips = [
+            Clip(clip_id=p.relative_to(input_path).as_posix(), source=str(p), root=root)
+            for p in _walk(input_path)
+        ]
     elif input_path.suffix.lower() in MANIFEST_SUFFIXES:
-        clips = _read_manifest(input_path)
+        clips = _read_manifest(input_path, confine)
     else:
         clips = [Clip(clip_id=input_path.name, source=str(input_path))]
+    if inputs.root is not None:
+        if not inputs.root.is_dir():
+            raise ConfigError(f"inputs.root is not a folder: {inputs.root}")
+        fence = str(inputs.root.resolve())
+        clips = [replace(clip, root=fence) for clip in clips]
     if not clips:
         raise ConfigError(f"no media files found in {input_path}")
     if media.long_clips == "segment":

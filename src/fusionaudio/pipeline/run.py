@@ -313,7 +313,7 @@ def run(
     """Process every clip under ``input_path`` into ``run_dir``; resumable at any point."""
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    clips = discover(input_path, config.media)
+    clips = discover(input_path, config.media, config.inputs)
     stages = build_stages(config)
     _prepare_run_dir(run_dir)
     with _Lock(run_dir):

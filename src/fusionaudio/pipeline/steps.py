@@ -20,6 +20,7 @@ from fusionaudio.media.frames import frame_times, sample_frames
 from fusionaudio.media.hashing import hash_file
 from fusionaudio.media.probe import probe
 from fusionaudio.pipeline.graph import cue_needs, media_view_needs, view_needs
+from fusionaudio.pipeline.inputs import outside_root
 from fusionaudio.pipeline.task import ClipTask, SourceStat
 from fusionaudio.schema import Clip, Cue, MediaSummary
 from fusionaudio.stages.base import (
@@ -97,6 +98,9 @@ class LoadStep:
 
     def _load(self, task: ClipTask) -> None:
         path = Path(task.clip.source)
+        refused = outside_root(task.clip)
+        if refused is not None:
+            raise MediaError(refused)
         try:
             st = path.stat()
         except FileNotFoundError as exc:
@@ -105,6 +109,7 @@ class LoadStep:
             raise MediaError(f"cannot access file: {exc.strerror or exc}") from exc
         if not path.is_file():
             raise MediaError("not a regular file")
+
         task.stat = SourceStat(size=st.st_size, mtime_ns=st.st_mtime_ns)
         if st.st_size == 0:
             raise MediaError("empty file (0 bytes)")

@@ -54,6 +54,8 @@ class Clip:
     start_s: float = 0.0
     end_s: float | None = None
     segment_index: int | None = None
+    root: str | None = None
+    """The folder ``source`` must resolve inside (symlinks followed); None: anywhere."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class Clip:
             "start_s": self.start_s,
             "end_s": self.end_s,
             "segment_index": self.segment_index,
+            "root": self.root,
         }
 
     @staticmethod
@@ -76,6 +79,7 @@ class Clip:
             start_s=float(data.get("start_s", 0.0)),
             end_s=data.get("end_s"),
             segment_index=data.get("segment_index"),
+            root=data.get("root"),
         )
 
 
