@@ -117,6 +117,9 @@ class AsrConfig(_Strict):
     )  # fmt: skip
     language: str | None = None
     min_speech_s: float = Field(0.3, ge=0)
+    hallucination_filter: bool = Field(
+        True, description="drop transcript segments that look hallucinated (asr_filter.py)"
+    )
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)
 

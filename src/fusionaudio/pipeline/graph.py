@@ -98,6 +98,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 compute_type=a.compute_type,
                 language=a.language,
                 min_speech_s=a.min_speech_s,
+                hallucination_filter=a.hallucination_filter,
                 workers=a.workers,
                 threads=a.threads,
             )

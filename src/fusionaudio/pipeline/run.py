@@ -200,8 +200,17 @@ def _caption(task: ClipTask) -> tuple[Caption | None, str | None]:
 
 
 def _stage2_warnings(task: ClipTask) -> list[str]:
-    """Say so when code, not the model, wrote a caption or QA pairs."""
+    """Say so when code, not the model, wrote a caption or QA pairs, and when speech
+    recognition output was dropped as hallucinated."""
     notes = []
+    asr = task.cues.get("asr")
+    rejected = asr.output.get("rejected_segments") if asr is not None else None
+    if rejected:
+        reasons = sorted({str(r.get("reason", "")).split(" (")[0] for r in rejected})
+        notes.append(
+            f"asr: dropped {len(rejected)} transcript segment(s) as hallucinated: "
+            + ", ".join(reasons)
+        )
     fusion = task.cues.get("fusion")
     if fusion is not None and fusion.output.get("realized_by") == "template":
         notes.append(

@@ -1,7 +1,8 @@
 """Speech recognition on the vocal track, gated by voice activity.
 
 Whisper invents text on music and noise, so it runs only on clips where the VAD cue
-found speech; the rest get a cue that says why there is no transcript.
+found speech; the rest get a cue that says why there is no transcript. What it writes is
+then screened for hallucinations (``asr_filter.py``) before any later stage reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fusionaudio.backends.whisper_ctranslate2 import FasterWhisper
 from fusionaudio.backends.whisper_transformers import TransformersWhisper
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.experts.asr_filter import FILTER_VERSION, screen_transcript
 
 # faster-whisper's compute type when none is configured. On CPU chosen by measurement
 # (benchmarks/bench_asr.py, docs/benchmarks.md): over every speech clip with known text,
@@ -90,8 +92,10 @@ class AsrStage(Stage):
         workers: int = 1,
         threads: int = 1,
         compute_type: str | None = None,
+        hallucination_filter: bool = True,
     ) -> None:
         self.models_dir = models_dir
+        self.hallucination_filter = hallucination_filter
         self.audio_view = audio_view
         self.needs = ("vad", audio_view)
         self.backend_name = backend
@@ -125,6 +129,7 @@ class AsrStage(Stage):
             "model": self._make().fingerprint(),
             "audio_view": self.audio_view,
             "min_speech_s": self.min_speech_s,
+            "hallucination_filter": FILTER_VERSION if self.hallucination_filter else None,
         }
 
     def setup(self) -> None:
@@ -149,6 +154,8 @@ class AsrStage(Stage):
                 }
             else:
                 result = backend.transcribe(item.audio(self.audio_view).samples[0])
+                if self.hallucination_filter:
+                    result = screen_transcript(result)
                 logprobs = [s["avg_logprob"] for s in result["segments"]]
                 no_speech = [
                     s["no_speech_prob"]
@@ -156,7 +163,7 @@ class AsrStage(Stage):
                     if s["no_speech_prob"] is not None
                 ]
                 output = {
-                    "transcribed": True,
+                    "transcribed": True,  # unless the screen rejected every segment
                     **result,
                     "words": len(result["text"].split()),
                     "avg_logprob": round(float(np.mean(logprobs)), 4) if logprobs else None,
