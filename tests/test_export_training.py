@@ -84,6 +84,7 @@ def test_hf_export_loads_with_datasets_and_decodes_the_window(
     assert len(shards) == (len(records) + 1) // 2  # 2 clips per shard
     card = (out / "README.md").read_text()
     assert "path: data/train-*.parquet" in card and f"rows: {len(records)}" in card
+    assert "long_clips: segment" in card  # the run's configuration
 
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     assert isinstance(ds.features["audio"], datasets.Audio)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from fusionaudio.dataset.export_training import TrainingExport, export_hf, export_webdataset
 from fusionaudio.dataset.window_audio import record_window
@@ -199,7 +200,13 @@ def dataset_card(
         'ds = load_dataset("parquet", data_files="data/train-*.parquet", split="train")',
         "```",
         "",
-        "The full run configuration is in `run.json` of the run folder this was exported from.",
+        "## Configuration",
+        "",
+        "The run's configuration (`run.json` of the run folder holds it too):",
+        "",
+        "```yaml",
+        yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip(),
+        "```",
         "",
     ]
     return "\n".join(lines)

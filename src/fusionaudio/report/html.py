@@ -203,7 +203,12 @@ def render(
         (
             name,
             f"computed {s.get('computed', 0)}, cached {s.get('cached', 0)}, "
-            f"errors {s.get('errors', 0)}, busy {float(s.get('busy_s', 0.0)):.1f} s",
+            f"errors {s.get('errors', 0)}, busy {float(s.get('busy_s', 0.0)):.1f} s"
+            + (
+                f", {s.get('computed', 0) / float(s['busy_s']):.2f} clips per busy second"
+                if float(s.get("busy_s") or 0.0) > 0 and s.get("computed")
+                else ""
+            ),
         )
         for name, s in stages.items()
     ]
