@@ -92,7 +92,14 @@ def _vad_cue(speech: bool) -> Cue:
 
 
 def test_transformers_whisper_loads_and_transcribes(tiny: dict[str, Path], tmp_path: Path) -> None:
-    stage = AsrStage(tmp_path, backend="transformers_whisper", model=str(tiny["whisper"]))
+    # a random checkpoint writes random tokens, which the hallucination screen would
+    # (rightly) reject; this test is about loading and decoding, so it reads the raw output
+    stage = AsrStage(
+        tmp_path,
+        backend="transformers_whisper",
+        model=str(tiny["whisper"]),
+        hallucination_filter=False,
+    )
     stage.setup()
     signal = example_audio("speech_fox.wav")
     item = StageInput(
@@ -104,6 +111,11 @@ def test_transformers_whisper_loads_and_transcribes(tiny: dict[str, Path], tmp_p
     assert cue.output["transcribed"] is True and isinstance(cue.output["text"], str)
     assert cue.backend == "transformers_whisper" and cue.model == str(tiny["whisper"])
     assert cue.output["segments"][0]["end_s"] == pytest.approx(len(signal) / 16_000, abs=0.01)
+    screened = AsrStage(tmp_path, backend="transformers_whisper", model=str(tiny["whisper"]))
+    screened.setup()
+    (cue,) = screened([item])
+    # through the screen: either kept, or rejected with the reasons listed
+    assert cue.output["transcribed"] or cue.output["rejected_segments"]
 
 
 def _mono_item(name: str, cues: dict[str, Cue] | None = None) -> StageInput:
