@@ -183,11 +183,14 @@ def stage_inputs(rows: list[dict[str, Any]], root: Path, folder: Path) -> dict[s
     return by_id
 
 
-def run_pipeline(python_path: Path | None, inputs: Path, out: Path, log: Path) -> None:
+def run_pipeline(
+    python_path: Path | None, inputs: Path, out: Path, log: Path, extra: tuple[str, ...] = ()
+) -> None:
     env = dict(os.environ)
     if python_path is not None:
         env["PYTHONPATH"] = str(python_path)
     cmd = [sys.executable, "-m", "fusionaudio", "run", str(inputs), "--out", str(out), "--quiet"]
+    cmd += list(extra)
     with log.open("w") as f:
         subprocess.run(cmd, env=env, check=True, stdout=f, stderr=subprocess.STDOUT)
 
@@ -332,7 +335,9 @@ def main() -> None:
         new_rows = pick(rows, args.limit)
         by_id = stage_inputs(new_rows, args.sounds, Path(tmp) / "new")
         if not args.measure_only:
-            run_pipeline(None, Path(tmp) / "new", out / "new", out / "new.log")
+            # the staged inputs are symlinks into the sounds folder: allow that folder
+            root = ("--root", str(args.sounds.resolve()))
+            run_pipeline(None, Path(tmp) / "new", out / "new", out / "new.log", root)
         plans = plan_counters(out / "new")
         results["new"] = measure(out / "new", by_id, plans)
         if not args.skip_baseline:
