@@ -21,26 +21,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_captions import CLASS_WORDS, SOUNDS, labels, mentions, pick, source_words
 
 from fusionaudio.backends.sound_sources import sound_sources
 from fusionaudio.backends.yamnet_onnx import Precision, YamnetOnnx
+from fusionaudio.media.decode import Window, decode_audio
 
 # Accepted families whose label is a scene or a quality, not a source: never "unsupported".
 NOT_A_SOURCE = {"generic"}
 
 
 def load_16k(path: Path) -> np.ndarray:
-    data, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = data.mean(axis=1)
-    if rate != 16_000:
-        g = np.gcd(rate, 16_000)
-        mono = resample_poly(mono, 16_000 // g, rate // g).astype(np.float32)
-    return mono
+    """Decoded and resampled by the pipeline's own media code, as the tagger hears it."""
+    audio = decode_audio(path, Window(0.0, None), timeout_s=30).audio
+    samples: np.ndarray = audio.mono().resample(16_000).samples[0]
+    return samples
 
 
 def measure(tagger: YamnetOnnx, clips: list[tuple[dict, np.ndarray]]) -> dict[str, float]:

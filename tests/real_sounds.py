@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sounds"
 
 
@@ -49,3 +51,13 @@ def labelled_clips(root: Path = SOUNDS) -> list[LabelledClip]:
 
 def clips_of(label: str, root: Path = SOUNDS) -> list[LabelledClip]:
     return [clip for clip in labelled_clips(root) if clip.label == label]
+
+
+def decode_16k(path: Path) -> np.ndarray:
+    """A recording as the experts hear it: decoded and resampled by the pipeline's own
+    media code, mono 16 kHz."""
+    from fusionaudio.media.decode import Window, decode_audio
+
+    audio = decode_audio(path, Window(0.0, None), timeout_s=30).audio
+    samples: np.ndarray = audio.mono().resample(16_000).samples[0]
+    return samples

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fusionaudio.backends.whisper_ctranslate2 import FasterWhisper
-from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.stages.experts.asr_filter import screen_transcript, segment_reason
 from tests.media_factory import example_audio
-from tests.real_sounds import labelled_clips
+from tests.real_sounds import decode_16k, labelled_clips
 
 
 def _seg(text: str, logprob: float = -0.3, no_speech: float = 0.01) -> dict:
@@ -55,12 +53,6 @@ def whisper(tmp_path_factory: pytest.TempPathFactory) -> FasterWhisper:
     return model
 
 
-def _signal(path: Path) -> np.ndarray:
-    audio = decode_audio(path, Window(0.0, None), timeout_s=30).audio
-    samples: np.ndarray = audio.mono().resample(16_000).samples[0]
-    return samples
-
-
 def test_whisper_text_on_non_speech_is_rejected_and_speech_is_kept(
     whisper: FasterWhisper,
 ) -> None:
@@ -78,7 +70,7 @@ def test_whisper_text_on_non_speech_is_rejected_and_speech_is_kept(
             firsts[clip.label] = clip.path
     wrote, kept_any = 0, []
     for label, path in sorted(firsts.items())[::5]:  # every fifth class: 7 clips
-        raw = whisper.transcribe(_signal(path))
+        raw = whisper.transcribe(decode_16k(path))
         if not raw["text"].strip():
             continue
         wrote += 1
@@ -89,7 +81,7 @@ def test_whisper_text_on_non_speech_is_rejected_and_speech_is_kept(
     # measured: every such transcript but one ("I watch ones importing heavy traffic."
     # for road traffic, confident and plausible) is rejected
     assert len(kept_any) <= max(1, wrote // 5), kept_any
-    for signal in [example_audio("speech_fox.wav"), *map(_signal, speech)]:
+    for signal in [example_audio("speech_fox.wav"), *map(decode_16k, speech)]:
         raw = whisper.transcribe(signal)
         screened = screen_transcript(raw)
         assert screened["text"] == raw["text"] and not screened["rejected_segments"], raw

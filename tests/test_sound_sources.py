@@ -17,11 +17,10 @@ from fusionaudio.backends.sound_sources import (
     sound_sources,
 )
 from fusionaudio.media.audio import AudioView
-from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.schema import Clip
 from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
 from fusionaudio.stages.experts.tagging import TaggingStage
-from tests.real_sounds import LabelledClip, labelled_clips
+from tests.real_sounds import LabelledClip, decode_16k, labelled_clips
 
 SR = 16_000
 HOP, LEN = 0.48, 0.96
@@ -147,16 +146,10 @@ def _tag(tagger: TaggingStage, signal: np.ndarray) -> dict[str, Any]:
     return tagger([item])[0].output
 
 
-def _decode(clip: LabelledClip) -> np.ndarray:
-    audio = decode_audio(clip.path, Window(0.0, None), timeout_s=30).audio
-    samples: np.ndarray = audio.mono().resample(SR).samples[0]
-    return samples
-
-
 @pytest.fixture(scope="module")
 def tagged(tagger: TaggingStage) -> list[tuple[LabelledClip, dict[str, Any]]]:
     """Every labelled clip with its tagging cue output (YAMNet runs once per clip)."""
-    return [(clip, _tag(tagger, _decode(clip))) for clip in labelled_clips()]
+    return [(clip, _tag(tagger, decode_16k(clip.path))) for clip in labelled_clips()]
 
 
 def _accepted(output: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import soundfile as sf
-from scipy.signal import resample_poly
 
 from fusionaudio.backends.yamnet_onnx import YamnetOnnx, log_mel_patches
-from tests.real_sounds import labelled_clips
+from tests.real_sounds import decode_16k, labelled_clips
 
 # The AudioSet classes that name each labelled class's source (the ontology's own words):
 # the ground truth for "the tagger found it". Classes without a direct AudioSet class
@@ -52,15 +50,6 @@ AUDIOSET_NAMES = {
 }
 
 
-def _load_16k(path: Path) -> np.ndarray:
-    data, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = data.mean(axis=1)
-    if rate != 16_000:
-        g = np.gcd(rate, 16_000)
-        mono = resample_poly(mono, 16_000 // g, rate // g).astype(np.float32)
-    return mono
-
-
 @pytest.fixture(scope="module")
 def taggers(models_dir: Path) -> dict[str, YamnetOnnx]:
     out = {}
@@ -80,7 +69,7 @@ def test_float_graph_has_no_quantisers_and_takes_any_batch(
     assert not ops & {"QuantizeLinear", "DequantizeLinear"}
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     # a whole clip in one call gives the same scores as one patch per call
-    signal = _load_16k(next(c.path for c in labelled_clips() if c.label == "dog_bark"))
+    signal = decode_16k(next(c.path for c in labelled_clips() if c.label == "dog_bark"))
     together = taggers["float32"].patch_scores(signal)
     session = taggers["float32"]._session
     assert session is not None
@@ -96,7 +85,7 @@ def test_float_tags_real_recordings_at_least_as_well_as_the_shipped_graph(
     clips = [c for c in labelled_clips() if c.label in AUDIOSET_NAMES]
     hits = {"float32": 0, "int8": 0}
     for clip in clips:
-        signal = _load_16k(clip.path)
+        signal = decode_16k(clip.path)
         for precision, tagger in taggers.items():
             mean = tagger.patch_scores(signal).mean(axis=0)
             top3 = {tagger.labels[i] for i in np.argsort(-mean)[:3]}

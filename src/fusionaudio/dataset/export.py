@@ -24,7 +24,6 @@ import yaml
 from fusionaudio.dataset.export_training import TrainingExport, export_hf, export_webdataset
 from fusionaudio.dataset.window_audio import record_window
 from fusionaudio.schema.arrow import RESULT_SCHEMA, result_row
-from fusionaudio.store.atomic import atomic_write_text
 
 ExportFormat = Literal["instruct", "jsonl", "parquet", "hf", "webdataset"]
 EXPORT_FORMATS: tuple[str, ...] = ("instruct", "jsonl", "parquet", "hf", "webdataset")
@@ -89,13 +88,16 @@ def export(
     sample_rate: int | None = None,
 ) -> TrainingExport:
     """Write the export (atomically: complete or absent) and say what it holds."""
-    records = iter_results(run_dir, statuses)
     if fmt == "hf":
-        counts = _status_counts(run_dir)
-        report = export_hf(records, out, rows_per_shard, sample_rate, "")
-        card = dataset_card(run_dir, dataset, counts, report, statuses, sample_rate)
-        atomic_write_text(out / "README.md", card)
-        return report
+        counts: dict[str, int] = {}
+        return export_hf(
+            _counted(iter_results(run_dir, None), counts, statuses),
+            out,
+            rows_per_shard,
+            sample_rate,
+            lambda report: dataset_card(run_dir, dataset, counts, report, statuses, sample_rate),
+        )
+    records = iter_results(run_dir, statuses)
     if fmt == "webdataset":
         return export_webdataset(records, out, rows_per_shard, sample_rate)
     report = TrainingExport(out=out, files=[out])
@@ -135,11 +137,14 @@ def export(
     return report
 
 
-def _status_counts(run_dir: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in iter_results(run_dir, None):
+def _counted(
+    records: Iterator[dict[str, Any]], counts: dict[str, int], statuses: frozenset[str] | None
+) -> Iterator[dict[str, Any]]:
+    """The records whose status is wanted, counting every status on the way (one pass)."""
+    for record in records:
         counts[record["status"]] = counts.get(record["status"], 0) + 1
-    return counts
+        if statuses is None or record["status"] in statuses:
+            yield record
 
 
 def dataset_card(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +138,10 @@ def export_hf(
     out: Path,
     rows_per_shard: int = 1000,
     sample_rate: int | None = None,
-    card: str = "",
+    card: Callable[[TrainingExport], str] | None = None,
 ) -> TrainingExport:
-    """A dataset folder: ``data/train-NNNNN.parquet`` shards and a ``README.md`` card."""
+    """A dataset folder: ``data/train-NNNNN.parquet`` shards and a ``README.md`` card,
+    written by ``card`` once every row is in (it may count what the stream held)."""
     report = TrainingExport(out=out)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -172,12 +173,9 @@ def export_hf(
     flush()
     if writer is not None:
         writer.close()
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
-    report.files = sorted((out / "data").glob("*.parquet"))
-    report.bytes_written = sum(p.stat().st_size for p in report.files)
-    return report
+    if card is not None:
+        (tmp / "README.md").write_text(card(report), encoding="utf-8")
+    return _publish(tmp, out, report, "data/*.parquet")
 
 
 def export_webdataset(
@@ -207,8 +205,13 @@ def export_webdataset(
                 {"__key__": _safe_key(record["clip_id"], used), "flac": audio.flac, "json": meta}
             )
             report.rows += 1
+    return _publish(tmp, out, report, "shard-*.tar")
+
+
+def _publish(tmp: Path, out: Path, report: TrainingExport, files: str) -> TrainingExport:
+    """Put the finished folder in place of ``out`` and record what it holds."""
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
-    report.files = sorted(out.glob("shard-*.tar"))
+    report.files = sorted(out.glob(files))
     report.bytes_written = sum(p.stat().st_size for p in report.files)
     return report

@@ -47,13 +47,14 @@ def build_report(
         key: run.get(key) for key in ("input", "pipeline_hash", "wall_s", "clips_per_s", "counts")
     }
     summary["stages"] = run.get("stages") or {}
-    summary["scores"]["threshold"] = _threshold(run)
+    threshold = _threshold(run)
+    summary["scores"]["threshold"] = threshold
     random_items, lowest_items = stats.gallery()
     page = render(
         summary,
         run,
         stats.scores,
-        _threshold(run),
+        threshold,
         random_items,
         lowest_items,
         out,
