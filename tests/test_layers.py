@@ -13,12 +13,14 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"schema"},
     "media": set(),
     "backends": {"media"},
-    "stages": {"backends", "media", "schema"},
+    "clap": {"backends", "media"},
+    "stages": {"clap", "backends", "media", "schema"},
     "engine": set(),
     "pipeline": {"engine", "stages", "backends", "media", "store", "schema", "config", "version"},
     "config": set(),
     "dataset": {"media", "store", "schema"},
     "report": {"dataset", "stages", "media", "store", "schema"},
+    "training": {"clap", "backends", "media", "store", "schema"},
 }
 TOP_LEVEL_LIBRARY = {"__init__": "version", "config": "config"}
 

@@ -23,6 +23,11 @@ from rich.table import Table
 
 from fusionaudio import __version__
 from fusionaudio.calibrate import calibrate, plot_precision_recall, read_ratings
+from fusionaudio.cli_training import (
+    eval_retrieval_command,
+    train_clap_command,
+    zero_shot_command,
+)
 from fusionaudio.config import PRESETS, ConfigError, load_config
 from fusionaudio.dataset.export import EXPORT_FORMATS, ExportFormat, export, iter_results
 from fusionaudio.inspect_run import cue_brief, read_report
@@ -416,6 +421,11 @@ def describe_command(preset: str | None, config_path: Path | None) -> None:
             f"cpus {stage.resources.cpus:g}, gpus {stage.resources.gpus:g}; "
             f"batch {stage.batch_size} x {stage.workers} workers; config {stage.config_hash()}"
         )
+
+
+cli.add_command(train_clap_command)
+cli.add_command(eval_retrieval_command)
+cli.add_command(zero_shot_command)
 
 
 def main(argv: list[str] | None = None) -> None:

