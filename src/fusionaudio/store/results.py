@@ -8,6 +8,7 @@ latest record: every clip exactly once, however often the run was interrupted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from fusionaudio.schema.arrow import RESULT_SCHEMA, result_row
 from fusionaudio.store.atomic import atomic_write_text
 
 _SHARD = re.compile(r"^part-(\d{6})\.jsonl$")
+DUPLICATE_WARNING = "duplicate caption: identical to the caption of clip"
 
 
 def _shards(folder: Path) -> list[tuple[int, Path]]:
@@ -75,19 +77,58 @@ class ShardWriter:
         self._buffer = []
 
 
-def latest_records(folder: Path, wanted: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """For each wanted clip id, the (shard, line) of its newest record."""
+def caption_digest(record: dict[str, Any]) -> bytes | None:
+    """16 bytes that are equal when two captions read the same (case and spacing folded)."""
+    text = (record.get("caption") or {}).get("text")
+    if not text:
+        return None
+    folded = " ".join(str(text).lower().split())
+    return hashlib.blake2b(folded.encode(), digest_size=16).digest()
+
+
+def latest_records(folder: Path, wanted: Iterable[str]) -> dict[str, tuple[int, int, bytes | None]]:
+    """For each wanted clip id, the (shard, line, caption digest) of its newest record."""
     wanted_set = set(wanted)
-    latest: dict[str, tuple[int, int]] = {}
+    latest: dict[str, tuple[int, int, bytes | None]] = {}
     for number, path in _shards(folder):
         with path.open(encoding="utf-8") as f:
             for line_no, line in enumerate(f):
                 if not line.strip():
                     continue
-                clip_id = json.loads(line)["clip_id"]
-                if clip_id in wanted_set:
-                    latest[clip_id] = (number, line_no)
+                record = json.loads(line)
+                if record["clip_id"] in wanted_set:
+                    latest[record["clip_id"]] = (number, line_no, caption_digest(record))
     return latest
+
+
+def first_with_caption(latest: dict[str, tuple[int, int, bytes | None]]) -> dict[bytes, str]:
+    """For each caption said by more than one clip, the clip that keeps it unmarked: the
+    smallest clip id, so the choice depends on the clips alone, never on their order, the
+    engine, or how often the run resumed."""
+    first: dict[bytes, str] = {}
+    repeated: set[bytes] = set()
+    for clip_id, (_, _, digest) in latest.items():
+        if digest is None:
+            continue
+        if digest in first:
+            repeated.add(digest)
+            first[digest] = min(first[digest], clip_id)
+        else:
+            first[digest] = clip_id
+    return {digest: first[digest] for digest in repeated}
+
+
+def mark_duplicate(record: dict[str, Any], first: dict[bytes, str]) -> bool:
+    """Add the duplicate-caption warning to a record whose caption an earlier clip said."""
+    digest = caption_digest(record)
+    owner = None if digest is None else first.get(digest)
+    if owner is None or owner == record["clip_id"]:
+        return False
+    record["warnings"] = [
+        *record.get("warnings", []),
+        f"{DUPLICATE_WARNING} {owner!r}",
+    ]
+    return True
 
 
 def assemble(
@@ -95,11 +136,14 @@ def assemble(
 ) -> int:
     """Write the newest record of every wanted clip id, streaming shard by shard.
 
-    Memory holds one position per clip and one Parquet row group, never all records,
-    so assembling a million-clip run stays flat. Records come in completion order.
+    Memory holds one position and one caption digest per clip and one Parquet row group,
+    never all records, so assembling a million-clip run stays flat. Records come in
+    completion order. Captions said word for word by several clips are marked here, on
+    every clip but the one with the smallest id (the stage cannot know other clips).
     """
     latest = latest_records(shard_folder, clip_ids)
-    keep = {position for position in latest.values()}
+    keep = {(number, line_no) for number, line_no, _ in latest.values()}
+    first = first_with_caption(latest)
     tmp_jsonl = jsonl_path.with_name(f".{jsonl_path.name}.{os.getpid()}.tmp")
     tmp_parquet = parquet_path.with_name(f".{parquet_path.name}.{os.getpid()}.tmp")
     written = 0
@@ -112,8 +156,11 @@ def assemble(
                     for line_no, line in enumerate(f):
                         if (number, line_no) not in keep:
                             continue
+                        record = json.loads(line)
+                        if mark_duplicate(record, first):
+                            line = json.dumps(record, ensure_ascii=False)
                         out.write(line if line.endswith("\n") else line + "\n")
-                        group.append(result_row(json.loads(line)))
+                        group.append(result_row(record))
                         written += 1
                         if len(group) >= 1024:
                             writer.write_table(pa.Table.from_pylist(group, schema=RESULT_SCHEMA))

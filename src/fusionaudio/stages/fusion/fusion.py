@@ -11,8 +11,6 @@ model that wrote badly, and the record says so (``realized_by: template``).
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -88,9 +86,6 @@ class FusionStage(Stage):
         self.workers = workers
         self.resources = llm.resources()
         self._client: LLMClient | None = None
-        # Digest of each accepted caption -> its clip: 16 bytes a clip, even for millions.
-        self._captions: dict[bytes, str] = {}
-        self._captions_lock = threading.Lock()
 
     _prompt: Prompt | None = None
 
@@ -150,7 +145,7 @@ class FusionStage(Stage):
             result = generate_validated(
                 client,
                 prompt.messages(user),
-                lambda answer: self._check(answer, plan, item.clip.clip_id),
+                lambda answer: self._check(answer, plan),
                 CAPTION_SCHEMAS[self.prompt_style],
                 "caption",
                 self.max_tokens,
@@ -193,7 +188,7 @@ class FusionStage(Stage):
         )
 
     def _check(
-        self, answer: dict[str, Any] | None, plan: CaptionPlan, clip_id: str
+        self, answer: dict[str, Any] | None, plan: CaptionPlan
     ) -> tuple[tuple[str, list[str]], list[str]]:
         if answer is None:
             return ("", []), ["not a JSON object"]
@@ -207,12 +202,4 @@ class FusionStage(Stage):
             return (caption, ambiguities), []
         problems = verify_caption(caption, plan).problems
         problems += check_example_copy(caption, self.prompt().example_captions)
-        if not problems:
-            with self._captions_lock:
-                digest = hashlib.blake2b(caption.lower().encode(), digest_size=16).digest()
-                other = self._captions.get(digest)
-                if other is not None and other != clip_id:
-                    problems.append(f"identical to the caption of clip {other!r}")
-                else:
-                    self._captions[digest] = clip_id
         return (caption, ambiguities), problems
