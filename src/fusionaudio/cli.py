@@ -28,7 +28,7 @@ from fusionaudio.cli_training import (
     train_clap_command,
     zero_shot_command,
 )
-from fusionaudio.config import PRESETS, ConfigError, load_config
+from fusionaudio.config import PRESETS, ConfigError, RunConfig, load_config
 from fusionaudio.dataset.export import EXPORT_FORMATS, ExportFormat, export, iter_results
 from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.pipeline.graph import GraphError, build_stages
@@ -117,6 +117,16 @@ def cli() -> None:
     default=None,
     help="every input file must resolve inside this folder (inputs.root)",
 )
+@click.option(
+    "--engine",
+    "engine_kind",
+    type=click.Choice(["local", "sequential", "ray"]),
+    default=None,
+    help="overrides engine.kind",
+)
+@click.option(
+    "--ray-address", default=None, help="engine ray: a cluster to join (engine.ray_address)"
+)
 def run_command(
     input_path: Path,
     out_dir: Path,
@@ -125,6 +135,8 @@ def run_command(
     retry_errors: bool,
     quiet: bool,
     root: Path | None,
+    engine_kind: str | None,
+    ray_address: str | None,
 ) -> None:
     """Caption every clip in INPUT (a folder, a media file, or a CSV/JSONL manifest)."""
     console = Console(stderr=True)
@@ -134,6 +146,15 @@ def run_command(
             config = config.model_copy(
                 update={"inputs": config.inputs.model_copy(update={"root": root})}
             )
+        engine_update: dict[str, str] = {}
+        if engine_kind is not None:
+            engine_update["kind"] = engine_kind
+        if ray_address is not None:
+            engine_update["ray_address"] = ray_address
+        if engine_update:
+            data = config.model_dump(mode="json")
+            data["engine"].update(engine_update)
+            config = RunConfig.model_validate(data)
         observer = None if quiet else _ProgressObserver(console)
         summary = run(input_path, out_dir, config, observer=observer, retry_errors=retry_errors)
     except (ConfigError, GraphError, RunLockedError) as exc:

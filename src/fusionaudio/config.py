@@ -39,9 +39,13 @@ class MediaConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    kind: Literal["local", "sequential"] = "local"
+    kind: Literal["local", "sequential", "ray"] = "local"
     queue_size: int = Field(16, ge=1)
     decode_workers: int = Field(2, ge=1)
+    ray_address: str | None = Field(
+        None, description="ray: a cluster (ray://host:10001, auto); none starts one here"
+    )
+    partition_size: int = Field(1000, ge=1, description="ray: clips per Dataset partition")
 
 
 class StoreConfig(_Strict):

@@ -26,6 +26,7 @@ from fusionaudio import __version__
 from fusionaudio.config import ConfigError, RunConfig
 from fusionaudio.engine.base import Engine, EngineStats, Step
 from fusionaudio.engine.local import LocalStreamingEngine
+from fusionaudio.engine.ray_data import RayDataEngine
 from fusionaudio.engine.sequential import SequentialEngine
 from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.pipeline.inputs import discover
@@ -82,6 +83,12 @@ class RunLockedError(Exception):
 def make_engine(config: RunConfig) -> Engine[ClipTask]:
     if config.engine.kind == "sequential":
         return SequentialEngine()
+    if config.engine.kind == "ray":
+        return RayDataEngine(
+            address=config.engine.ray_address,
+            partition_size=config.engine.partition_size,
+            timings=lambda task: task.timings,
+        )
     return LocalStreamingEngine(queue_size=config.engine.queue_size)
 
 
@@ -412,7 +419,9 @@ def run(
             wall_s=round(wall, 3),
             stages=stage_summary,
         )
-        _write_run_json(run_dir, input_path, config, phash, summary, stats, started_at, stages)
+        _write_run_json(
+            run_dir, input_path, config, phash, summary, stats, started_at, stages, runner.name
+        )
         return summary
 
 
@@ -425,6 +434,7 @@ def _write_run_json(
     stats: EngineStats,
     started_at: str,
     stages: list[Stage],
+    engine_name: str,
 ) -> None:
     document = {
         "kind": "run",
@@ -445,7 +455,7 @@ def _write_run_json(
         "wall_s": summary.wall_s,
         "clips_per_s": round(summary.processed / summary.wall_s, 3) if summary.wall_s else None,
         "engine": {
-            "kind": config.engine.kind,
+            "kind": engine_name,
             "wall_s": round(stats.wall_s, 3),
             "steps": {
                 name: {

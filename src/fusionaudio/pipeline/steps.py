@@ -219,6 +219,7 @@ class StageStep:
         self.name = stage.name
         self.batch_size = stage.batch_size
         self.workers = stage.workers
+        self.resources = stage.resources
         self.cache = cache
         self.release_views = release_views
 

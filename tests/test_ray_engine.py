@@ -1,0 +1,82 @@
+"""The Ray Data engine writes the same records as the local engine (Ray in-process)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fusionaudio.config import RunConfig, load_config
+from fusionaudio.engine.ray_data import RayDataEngine
+from fusionaudio.pipeline.run import make_engine, run
+from tests.openai_server import ServerScript, serve
+from tests.real_sounds import clips_of
+
+ray = pytest.importorskip("ray")
+
+
+def _comparable(run_dir: Path) -> dict[str, Any]:
+    """Each record without what differs by nature between runs (timings, hosts)."""
+    out = {}
+    for line in (run_dir / "results.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        out[record["clip_id"]] = {
+            "status": record["status"],
+            "error": record["error"],
+            "caption": (record.get("caption") or {}).get("text"),
+            "qa": [(p["question"], p["answer"]) for p in record.get("qa") or []],
+            "scores": record.get("scores"),
+            "warnings": record.get("warnings"),
+            "cues": {name: cue["output"] for name, cue in record["cues"].items()},
+            "media": record["media"],
+        }
+    return out
+
+
+def test_ray_engine_writes_the_same_records_as_the_local_engine(
+    tmp_path: Path, examples_dir: Path
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("speech_fox.wav", "engine_start.mp3"):
+        shutil.copy(examples_dir / name, inputs)
+    for label in ("dog_bark", "rain", "siren"):
+        clip = clips_of(label)[0]
+        shutil.copy(clip.path, inputs / f"{label}{clip.path.suffix}")
+    (inputs / "broken.wav").write_bytes(b"RIFF not audio")
+
+    data = load_config().model_dump(mode="json")
+    data["models_dir"] = str(tmp_path / "models")
+    for name, section in data["experts"].items():
+        section["enabled"] = name in {"vad", "tagging", "given_tags"}
+    data["qa"]["enabled"] = True
+    with serve(ServerScript(reply=lambda body: "{}")) as url:
+        data["fusion"].update(
+            enabled=True, max_attempts=1,
+            llm={"backend": "openai",
+                 "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 5}},
+        )  # fmt: skip
+        config = RunConfig.model_validate(data)
+        local = run(inputs, tmp_path / "local", config)
+        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+        try:
+            engine = RayDataEngine(partition_size=4, timings=lambda task: task.timings)
+            on_ray = run(inputs, tmp_path / "ray", config, engine=engine)
+        finally:
+            ray.shutdown()
+    assert on_ray.total == local.total == 6
+    assert on_ray.counts == local.counts and on_ray.counts["error"] == 1
+    assert _comparable(tmp_path / "ray") == _comparable(tmp_path / "local")
+    run_json = json.loads((tmp_path / "ray" / "run.json").read_text())
+    assert run_json["engine"]["steps"]["tagging"]["busy_s"] > 0
+
+
+def test_engine_kind_ray_builds_the_ray_engine() -> None:
+    data = load_config().model_dump(mode="json")
+    data["engine"].update(kind="ray", ray_address="auto", partition_size=500)
+    engine = make_engine(RunConfig.model_validate(data))
+    assert isinstance(engine, RayDataEngine)
+    assert engine.address == "auto" and engine.partition_size == 500
