@@ -332,8 +332,9 @@ def test_quality_stage_scores_with_a_checkpoint_and_rescores_after_retraining(
     assert scored
     for record in scored:
         assert -1.0 <= record["scores"]["clap"] <= 1.0
-    cached = list((run_dir / "cache" / "clap").rglob("*.json"))
-    assert any('"clap_checkpoint"' in path.read_text() for path in cached)
+    from fusionaudio.store.stage_cache import StageCache
+
+    assert StageCache(run_dir / "cache").count("clap") >= len(scored)
 
     assert run(inputs, run_dir, config).stages["clap"].computed == 0  # same weights: cached
     weights = checkpoint / "model.safetensors"

@@ -70,6 +70,8 @@ def test_ray_engine_writes_the_same_records_as_the_local_engine(
     assert on_ray.total == local.total == 6
     assert on_ray.counts == local.counts and on_ray.counts["error"] == 1
     assert _comparable(tmp_path / "ray") == _comparable(tmp_path / "local")
+    # each actor wrote its own cache segment; the driver compacted them into one file
+    assert [p.name for p in (tmp_path / "ray" / "cache").iterdir()] == ["cues.sqlite"]
     run_json = json.loads((tmp_path / "ray" / "run.json").read_text())
     assert run_json["engine"]["steps"]["tagging"]["busy_s"] > 0
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from fusionaudio.config import load_config
 from fusionaudio.pipeline.run import run
+from fusionaudio.store.stage_cache import StageCache
 from tests.media_factory import write_audio
 
 CLIPS = 30
@@ -29,7 +30,7 @@ def _make_clips(folder: Path, speech: np.ndarray) -> None:
 
 
 def _cache_entries(run_dir: Path, stage: str) -> int:
-    return sum(1 for _ in (run_dir / "cache" / stage).rglob("*.json"))
+    return StageCache(run_dir / "cache").count(stage)
 
 
 def test_kill_minus_nine_then_resume_exactly_once(

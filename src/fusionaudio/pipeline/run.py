@@ -336,6 +336,7 @@ def run(
         remove_stale_temporaries(run_dir)
         shard_dir = run_dir / "shards"
         cache = StageCache(run_dir / "cache")
+        cache.compact()  # segments of earlier (perhaps killed) runs, or the old JSON layout
         phash = pipeline_hash(config, stages)
         decisions = decisions_for(config)
         done = _done_records(shard_dir, clips, phash, retry_errors)
@@ -393,6 +394,7 @@ def run(
                 )
         finally:
             writer.flush()
+            cache.compact()  # every worker is done: one file again
             if observer is not None:
                 observer.finish()
         for name, step_stats in stats.steps.items():

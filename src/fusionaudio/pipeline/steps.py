@@ -88,6 +88,7 @@ class LoadStep:
             finally:
                 task.views = {} if task.error else task.views
                 task.timings[self.name] = round(time.perf_counter() - started, 6)
+        self.cache.commit()
         return batch
 
     def _window(self, task: ClipTask) -> Window:
@@ -129,13 +130,16 @@ class LoadStep:
                 for need in (*stage.needs, *stage.wants)
                 if self.providers.get(need, need) in task.stage_keys
             }
-            key = stage_key(load_key, stage, upstream, task.clip)
-            task.stage_keys[stage.name] = key
-            hit = self.cache.get(stage.name, key)
+            task.stage_keys[stage.name] = stage_key(load_key, stage, upstream, task.clip)
+        hits = self.cache.get_many(
+            [*task.stage_keys.items(), (MEDIA_CACHE, load_key)]
+        )  # one lookup per cache file for the whole clip
+        for stage in self.stages:
+            hit = hits.get((stage.name, task.stage_keys[stage.name]))
             if hit is not None:
                 task.cues[stage.name] = Cue.from_dict(hit)
                 task.cached.add(stage.name)
-        cached_media = self.cache.get(MEDIA_CACHE, load_key)
+        cached_media = hits.get((MEDIA_CACHE, load_key))
         task.must_run = stages_to_run(self.stages, set(task.cues))
         needed_views = {
             view
@@ -253,6 +257,7 @@ class StageStep:
         for task in batch:
             for view in self.release_views:
                 task.views.pop(view, None)
+        self.cache.commit()  # the batch's cues are durable before the batch moves on
         return batch
 
     def _run(self, todo: Sequence[ClipTask]) -> None:
