@@ -40,7 +40,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SOUNDS = REPO.parent / "shared" / "data" / "sounds"
-ARMS = ("untrained", "pseudo_clap", "a1_class_labels", "a2_tagger_labels", "b_pipeline_captions")
+TEXTS = ("a1_class_labels", "a2_tagger_labels", "b_pipeline_captions")
+# The offline family's two heads: random projections, or residual on the proxy (the default)
+HEADS = {"random head": {"prior": False}, "prior head": {"prior": True}}
+ARMS = ("untrained", "pseudo_clap", *(f"{t} ({h})" for h in HEADS for t in TEXTS))
 
 
 def _pipeline_run(run_dir: Path) -> None:
@@ -156,7 +159,12 @@ def main() -> None:
     proxy = PseudoClapEmbedder()
     with tempfile.TemporaryDirectory() as scratch:
         cache = Path(scratch) / "features"
-        recipe = TrainConfig(epochs=args.epochs, batch_size=32, feature_cache=cache, seed=0)
+        recipes = {
+            head: TrainConfig(epochs=args.epochs, batch_size=32, feature_cache=cache, seed=0,
+                              family_options=options)
+            for head, options in HEADS.items()
+        }  # fmt: skip
+        recipe = recipes["random head"]
         for number, test in enumerate(folds):
             train_clips = [c for i, f in enumerate(folds) if i != number for c in f]
             started = time.perf_counter()
@@ -165,12 +173,15 @@ def main() -> None:
             import torch
 
             torch.manual_seed(recipe.seed)
-            untrained = FAMILIES["offline"].build({}).eval()
+            untrained = FAMILIES["offline"].build({"prior": False}).eval()
             results["untrained"].append(_evaluate(ModelEmbedder(untrained, cache), test, classes))
             for arm in ARMS[2:]:
-                items = _items(train_clips, lambda c, arm=arm: _texts(arm, c))
-                out = Path(scratch) / f"{arm}-{number}"
-                outcome = train(Loaded(items=items, rows=len(items)), out, recipe, [arm])
+                texts, head = arm.split(" (")
+                items = _items(train_clips, lambda c, texts=texts: _texts(texts, c))
+                out = Path(scratch) / f"{texts}-{head[:-1].replace(' ', '_')}-{number}"
+                outcome = train(
+                    Loaded(items=items, rows=len(items)), out, recipes[head[:-1]], [arm]
+                )
                 speeds[arm].append(outcome.clips_per_s)
                 model = FAMILIES["offline"].from_pretrained(out)
                 results[arm].append(_evaluate(ModelEmbedder(model, cache), test, classes))

