@@ -82,3 +82,25 @@ def test_engine_kind_ray_builds_the_ray_engine() -> None:
     engine = make_engine(RunConfig.model_validate(data))
     assert isinstance(engine, RayDataEngine)
     assert engine.address == "auto" and engine.partition_size == 500
+
+
+def test_actor_shares_fit_a_small_machine() -> None:
+    """Ray Data starts one actor per step: on 2 CPUs, nine 1-CPU steps must shrink to fit."""
+    from dataclasses import dataclass
+
+    from fusionaudio.engine.ray_data import _shares
+
+    @dataclass
+    class Res:
+        cpus: float
+        gpus: float
+
+    @dataclass
+    class FakeStep:
+        resources: Res
+
+    steps: list[Any] = [FakeStep(Res(1.0, 0.0)) for _ in range(8)] + [FakeStep(Res(1.0, 1.0))]
+    shares = _shares(steps, {"CPU": 2.0, "GPU": 1.0})
+    assert sum(c for c, _ in shares) == pytest.approx(2.0)
+    assert shares[-1][1] == 1.0
+    assert _shares(steps, {"CPU": 64.0, "GPU": 4.0}) == [(1.0, 0.0)] * 8 + [(1.0, 1.0)]

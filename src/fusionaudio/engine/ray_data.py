@@ -72,12 +72,13 @@ class RayDataEngine:
         context.enable_progress_bars = False
         context.verbose_progress = False
 
-    def _dataset(self, steps: list[Step[T]], partition: list[T]) -> Any:
+    def _dataset(
+        self, steps: list[Step[T]], partition: list[T], shares: list[tuple[float, float]]
+    ) -> Any:
         import ray
 
         dataset: Any = ray.data.from_items([{COLUMN: item} for item in partition])
-        for step in steps:
-            resources = getattr(step, "resources", None)
+        for step, (cpus, gpus) in zip(steps, shares, strict=True):
             dataset = dataset.map_batches(
                 _StepActor,
                 fn_constructor_args=(step,),
@@ -85,10 +86,16 @@ class RayDataEngine:
                 batch_format="numpy",
                 zero_copy_batch=False,
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, step.workers)),
-                num_cpus=getattr(resources, "cpus", 1.0),
-                num_gpus=getattr(resources, "gpus", 0.0) or None,
+                num_cpus=cpus,
+                num_gpus=gpus or None,
             )
         return dataset
+
+    def _cluster(self) -> dict[str, float]:
+        import ray
+
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        return {k: float(v) for k, v in resources.items()}
 
     def run(
         self,
@@ -100,8 +107,9 @@ class RayDataEngine:
         started = time.perf_counter()
         self._connect()
         stats = EngineStats(steps={step.name: StepStats() for step in steps})
+        shares = _shares(steps, self._cluster())
         for partition in _partitions(items, self.partition_size):
-            dataset = self._dataset(steps, partition)
+            dataset = self._dataset(steps, partition, shares)
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for item in batch[COLUMN]:
                     seconds = self.timings(item) if self.timings is not None else {}
@@ -114,6 +122,28 @@ class RayDataEngine:
                     sink(item)
         stats.wall_s = time.perf_counter() - started
         return stats
+
+
+def _shares(steps: list[Step[T]], cluster: dict[str, float]) -> list[tuple[float, float]]:
+    """Each step's (CPUs, GPUs) per actor: as declared, scaled down when one actor of every
+    step would not fit the cluster at once.
+
+    Ray Data starts at least one actor per step; if their declared CPUs (or GPUs) add up
+    to more than the cluster has, the later steps never get an actor and the run waits
+    forever. Scaling keeps every step placeable; the actors then share the cores, as the
+    local engine's threads do.
+    """
+    declared = [
+        (float(getattr(getattr(s, "resources", None), "cpus", 1.0)),
+         float(getattr(getattr(s, "resources", None), "gpus", 0.0)))
+        for s in steps
+    ]  # fmt: skip
+    scale = []
+    for index, kind in ((0, "CPU"), (1, "GPU")):
+        total = sum(d[index] for d in declared)
+        available = cluster.get(kind, 0.0)
+        scale.append(min(1.0, available / total) if total > 0 and available > 0 else 1.0)
+    return [(cpus * scale[0], gpus * scale[1]) for cpus, gpus in declared]
 
 
 def _partitions(items: Iterable[T], size: int) -> Iterator[list[T]]:
