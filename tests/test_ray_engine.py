@@ -104,3 +104,54 @@ def test_actor_shares_fit_a_small_machine() -> None:
     assert sum(c for c, _ in shares) == pytest.approx(2.0)
     assert shares[-1][1] == 1.0
     assert _shares(steps, {"CPU": 64.0, "GPU": 4.0}) == [(1.0, 0.0)] * 8 + [(1.0, 1.0)]
+
+
+def test_a_killed_ray_driver_resumes_with_every_clip_exactly_once(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.real_sounds import labelled_clips
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index, clip in enumerate(labelled_clips()[::9][:12]):
+        shutil.copy(clip.path, inputs / f"{index:02d}-{clip.path.name}")
+    config = tmp_path / "ray.yaml"
+    config.write_text(
+        f"models_dir: {models_dir}\nstore: {{shard_records: 1, shard_max_age_s: 0.1}}\n"
+        "engine: {kind: ray, partition_size: 6}\nfusion: {enabled: false}\n"
+        "qa: {enabled: false}\nquality: {enabled: false}\nexperts:\n"
+        + "".join(f"  {name}: {{enabled: false}}\n"
+                  for name in ("separation", "asr", "voice", "audio_description", "music", "vision")),
+        encoding="utf-8",
+    )  # fmt: skip
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "fusionaudio", "run", str(inputs), "--out", str(run_dir),
+               "--config", str(config), "--quiet"]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and first.poll() is None:
+            if len(list((run_dir / "shards").glob("part-*.jsonl"))) >= 3:
+                break
+            time.sleep(0.2)
+        assert first.poll() is None, "the run ended before it could be killed"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        done_before = len(list((run_dir / "shards").glob("part-*.jsonl")))
+        second = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"],
+                       capture_output=True, check=False)  # fmt: skip
+    assert second.returncode == 0, second.stderr[-2000:]
+    records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["clip_id"] for r in records) == sorted(p.name for p in inputs.iterdir())
+    assert all(r["status"] in ("ok", "uncertain") for r in records)
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["counts"]["reused"] >= done_before >= 3
+    assert run_json["engine"]["kind"] == "ray"
