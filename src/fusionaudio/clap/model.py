@@ -130,9 +130,6 @@ class DualEncoder(torch.nn.Module, ABC):
         with torch.no_grad():
             self.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
 
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
 
 def initial_logit_scale() -> torch.nn.Parameter:
     return torch.nn.Parameter(torch.tensor(math.log(1.0 / INITIAL_TEMPERATURE)))

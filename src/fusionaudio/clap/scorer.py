@@ -12,8 +12,8 @@ from fusionaudio.clap.checkpoint import (
     content_fingerprint,
     family_of,
     load_checkpoint,
-    sample_rate_of,
 )
+from fusionaudio.clap.families import FAMILIES
 from fusionaudio.clap.model import DualEncoder
 
 
@@ -24,7 +24,7 @@ class CheckpointScorer:
         self.folder = folder
         self.device = device
         self.family = family_of(folder)
-        self.sample_rate = sample_rate_of(folder)
+        self.sample_rate = FAMILIES[self.family].sample_rate
         self.model_id = f"{folder} ({self.family} family)"
         self.revision = "content:" + content_fingerprint(folder)
         self._model: DualEncoder | None = None

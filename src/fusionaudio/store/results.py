@@ -118,9 +118,9 @@ def first_with_caption(latest: dict[str, tuple[int, int, bytes | None]]) -> dict
     return {digest: first[digest] for digest in repeated}
 
 
-def mark_duplicate(record: dict[str, Any], first: dict[bytes, str]) -> bool:
-    """Add the duplicate-caption warning to a record whose caption an earlier clip said."""
-    digest = caption_digest(record)
+def mark_duplicate(record: dict[str, Any], digest: bytes | None, first: dict[bytes, str]) -> bool:
+    """Add the duplicate-caption warning to a record whose caption an earlier clip said
+    (``digest``: its caption's, as ``latest_records`` found it)."""
     owner = None if digest is None else first.get(digest)
     if owner is None or owner == record["clip_id"]:
         return False
@@ -157,7 +157,8 @@ def assemble(
                         if (number, line_no) not in keep:
                             continue
                         record = json.loads(line)
-                        if mark_duplicate(record, first):
+                        digest = latest[record["clip_id"]][2]
+                        if mark_duplicate(record, digest, first):
                             line = json.dumps(record, ensure_ascii=False)
                         out.write(line if line.endswith("\n") else line + "\n")
                         group.append(result_row(record))

@@ -15,6 +15,7 @@ from fusionaudio.clap.checkpoint import load_checkpoint
 from fusionaudio.clap.model import DualEncoder
 from fusionaudio.media.errors import MediaError, short_reason
 from fusionaudio.training.features import FeatureStore, clip_signal
+from fusionaudio.training.loss import positives
 from fusionaudio.training.pairs import AudioTexts
 from fusionaudio.training.retrieval_metrics import two_way, zero_shot
 
@@ -35,12 +36,19 @@ class Embedder(Protocol):
 
 class ModelEmbedder:
     def __init__(
-        self, model: DualEncoder, cache_dir: Path | None = None, batch_size: int = 32
+        self,
+        model: DualEncoder,
+        cache_dir: Path | None = None,
+        batch_size: int = 32,
+        store: FeatureStore | None = None,
+        text_memo: dict[str, torch.Tensor] | None = None,
     ) -> None:
+        """``store`` and ``text_memo`` let training reuse its features and frozen-text outputs."""
         self.model = model
         self.name = model.family
-        self.store = FeatureStore(model, cache_dir)
+        self.store = store or FeatureStore(model, cache_dir)
         self.batch_size = batch_size
+        self.text_memo = text_memo
 
     def embed_audio(
         self, items: list[AudioTexts], progress: Progress | None = None
@@ -65,15 +73,15 @@ class ModelEmbedder:
         width = vectors[0].shape[1] if vectors else 0
         return (np.concatenate(vectors) if vectors else np.zeros((0, width))), kept, failed
 
-    def embed_texts(
-        self, texts: list[str], memo: dict[str, torch.Tensor] | None = None
-    ) -> np.ndarray:
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
         vectors = []
         with torch.no_grad():
             for start in range(0, len(texts), self.batch_size):
-                inputs = self.model.text_inputs(texts[start : start + self.batch_size], memo)
+                inputs = self.model.text_inputs(
+                    texts[start : start + self.batch_size], self.text_memo
+                )
                 vectors.append(self.model.embed_text(inputs).float().cpu().numpy())
         self.model.train(was_training)
         return np.concatenate(vectors)
@@ -92,6 +100,7 @@ class PseudoClapEmbedder:
 
         self.proxy = PseudoClap()
         self.proxy.setup()
+        self.width = len(self.embed_texts(["x"])[0])
         self.yamnet = YamnetOnnx(default_cache_root() / "models")
         self.yamnet.setup()
 
@@ -99,7 +108,6 @@ class PseudoClapEmbedder:
         self, items: list[AudioTexts], progress: Progress | None = None
     ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
         vectors, kept, failed = [], [], []
-        width = len(self.embed_texts(["x"])[0])
         for index, item in enumerate(items):
             try:
                 scores = self.yamnet.patch_scores(clip_signal(item, 16_000)).mean(axis=0)
@@ -108,11 +116,11 @@ class PseudoClapEmbedder:
             else:
                 posteriors = dict(zip(self.yamnet.labels, map(float, scores), strict=True))
                 vector = self.proxy.audio_vector(posteriors)
-                vectors.append(np.zeros(width, np.float32) if vector is None else vector)
+                vectors.append(np.zeros(self.width, np.float32) if vector is None else vector)
                 kept.append(index)
             if progress is not None:
                 progress(1)
-        return (np.stack(vectors) if vectors else np.zeros((0, width))), kept, failed
+        return (np.stack(vectors) if vectors else np.zeros((0, self.width))), kept, failed
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.proxy.embed_texts(texts)
@@ -131,14 +139,10 @@ def retrieval(
     """R@1/5/10 and mAP@10 both ways; a distinct text is relevant to every clip it describes."""
     audio, kept, failed = embedder.embed_audio(items, progress)
     clips = [items[i] for i in kept]
-    texts = list(dict.fromkeys(t for item in clips for t in item.texts))
+    texts, mask = positives([item.texts for item in clips])
     if len(clips) < 2 or not texts:
         raise ValueError(f"need at least two readable clips with captions; read {len(clips)}")
-    index = {t: i for i, t in enumerate(texts)}
-    positive = np.zeros((len(texts), len(clips)), dtype=bool)
-    for column, item in enumerate(clips):
-        for t in item.texts:
-            positive[index[t], column] = True
+    positive = mask.numpy().T  # (texts, clips)
     result: dict[str, Any] = dict(two_way(audio, embedder.embed_texts(texts), positive))
     result.update(clips=len(clips), texts=len(texts), unreadable=len(failed), failures=failed)
     return result

@@ -68,13 +68,19 @@ def read_data(
         loaded.rows += part.rows
         loaded.skipped.extend(part.skipped)
         for item in part.items:
-            known = merged.get(item.key)
-            if known is not None:
-                texts = tuple(dict.fromkeys(known.texts + item.texts))
-                item = replace(known, texts=texts, label=known.label or item.label)
-            merged[item.key] = item
+            _merge(merged, item)
     loaded.items = list(merged.values())
     return loaded
+
+
+def _merge(merged: dict[str, AudioTexts], item: AudioTexts) -> None:
+    """A clip named again (another row, another source) keeps all its texts, once each,
+    and the first label it was given."""
+    known = merged.get(item.key)
+    if known is not None:
+        texts = tuple(dict.fromkeys(known.texts + item.texts))
+        item = replace(known, texts=texts, label=known.label or item.label)
+    merged[item.key] = item
 
 
 def read_run(run_dir: Path, statuses: frozenset[str] = frozenset({"ok"})) -> Loaded:
@@ -194,12 +200,10 @@ def read_caption_file(
         key = clip_key(resolved, start, end_s)
         label = _first(row, LABEL_COLUMNS)
         group = str(_first(row, GROUP_COLUMNS) or resolved)
-        known = merged.get(key)
-        if known is not None:
-            texts = list(dict.fromkeys([*known.texts, *texts]))
-        merged[key] = AudioTexts(
+        item = AudioTexts(
             key, resolved, start, end_s, tuple(texts), group, None if label is None else str(label)
         )
+        _merge(merged, item)
     loaded.items = list(merged.values())
     return loaded
 

@@ -28,11 +28,10 @@ from fusionaudio.clap.families import FAMILIES
 from fusionaudio.clap.model import AudioFeatures, DualEncoder, SpecAugment
 from fusionaudio.media.errors import MediaError, short_reason
 from fusionaudio.store.atomic import atomic_write_bytes, atomic_write_text
-from fusionaudio.training.evaluate import ModelEmbedder
+from fusionaudio.training.evaluate import ModelEmbedder, retrieval
 from fusionaudio.training.features import FeatureStore
 from fusionaudio.training.loss import contrastive_loss, positives
 from fusionaudio.training.pairs import AudioTexts, Loaded, split_by_group
-from fusionaudio.training.retrieval_metrics import two_way
 from fusionaudio.training.train_config import TrainConfig
 
 #: (what, done, total) — "features" while caching clip features, "train" per step
@@ -271,18 +270,12 @@ def _validate(
     memo: dict[str, torch.Tensor],
     batch_size: int,
 ) -> dict[str, dict[str, float]]:
-    embedder = ModelEmbedder(model, batch_size=batch_size)
-    embedder.store = store
-    audio, kept, _ = embedder.embed_audio(items)
-    clips = [items[i] for i in kept]
-    texts = list(dict.fromkeys(t for c in clips for t in c.texts))
-    index = {t: i for i, t in enumerate(texts)}
-    positive = np.zeros((len(texts), len(clips)), dtype=bool)
-    for column, clip in enumerate(clips):
-        for t in clip.texts:
-            positive[index[t], column] = True
-    metrics = two_way(audio, embedder.embed_texts(texts, memo), positive)
-    return {d: {k: round(v, 4) for k, v in m.items()} for d, m in metrics.items()}
+    embedder = ModelEmbedder(model, batch_size=batch_size, store=store, text_memo=memo)
+    metrics = retrieval(embedder, items)
+    return {
+        direction: {k: round(v, 4) for k, v in metrics[direction].items()}
+        for direction in ("text_to_audio", "audio_to_text")
+    }
 
 
 def _card_context(

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from fusionaudio.backends.audioset_ontology import yamnet_labels
 from fusionaudio.backends.model_files import default_cache_root, minilm_folder, package_version
+from fusionaudio.backends.pseudo_clap import MIN_POSTERIOR
 from fusionaudio.backends.yamnet_onnx import EMBEDDING_DIM, YamnetOnnx
 from fusionaudio.clap.model import (
     MARKER,
@@ -39,7 +40,6 @@ from fusionaudio.clap.model import (
 
 PATCH_DIM = 521 + EMBEDDING_DIM
 TEXT_DIM = 384
-PROXY_MIN_SCORE = 0.05  # as backends/pseudo_clap.py: weaker classes do not vote
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -197,8 +197,9 @@ class OfflineClap(DualEncoder):
             fresh = dict(zip(wanted, vectors.cpu(), strict=True))
             if memo is not None:
                 memo.update(fresh)
-        known = {**(memo or {}), **fresh}
-        return {"sentence_embedding": torch.stack([known[t] for t in texts])}
+        # looked up, never merged: the memo holds every text of a training run
+        vectors = [fresh[t] if t in fresh else memo[t] for t in texts]  # type: ignore[index]
+        return {"sentence_embedding": torch.stack(vectors)}
 
     def embed_audio(self, audio: Batch) -> torch.Tensor:
         device = self.logit_scale.device
@@ -216,7 +217,7 @@ class OfflineClap(DualEncoder):
     def _proxy_vector(self, patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The proxy scorer's clip vector: class names weighted by their mean scores."""
         scores = (patches[..., :521] * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-        weights = torch.where(scores >= PROXY_MIN_SCORE, scores, torch.zeros_like(scores))
+        weights = torch.where(scores >= MIN_POSTERIOR, scores, torch.zeros_like(scores))
         vector = weights @ self.label_vectors
         return torch.nn.functional.normalize(vector, dim=-1)
 
