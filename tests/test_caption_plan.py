@@ -235,3 +235,41 @@ def test_word_forms_compare_equal() -> None:
                   ("crackle", "crackles", "crackling"), ("run", "runs", "running"),
                   ("dog", "dogs"), ("bus", "buses"), ("chime", "chimes", "chiming")):  # fmt: skip
         assert len({stem(f) for f in forms}) == 1, forms
+
+
+def test_music_is_claimed_only_at_the_decision_point_and_an_instrument_alone_is_a_source() -> (
+    None
+):
+    """The gate (0.3) runs the music expert; "music plays" needs the clip's Music posterior
+    at 0.5. Under it, a confident, persistent instrument (a gong struck) is the source."""
+    gong = {
+        "label": "Gong",
+        "kind": "music",
+        "tags": ["Gong"],
+        "segments": [{"start_s": 0.0, "end_s": 6.0, "peak": 0.99, "mean": 0.79}],
+        "confidence": 0.79,
+        "coverage": 0.9,
+        "accepted": True,
+        "count": 1,
+        "bursts": None,
+    }
+    music_out = {
+        "gate": {"open": True, "music_score": 0.35, "threshold": 0.3},
+        "instruments": [{"label": "Gong", "score": 0.6}],
+    }
+    cues = {
+        "tagging": cue("tagging", {"posteriors": {"Music": 0.35, "Gong": 0.6}, "sources": [gong]}),
+        "music": cue("music", music_out),
+    }
+    plan = build_plan(cues, 6.0, silent=False)
+    assert plan.music is None
+    assert [s.label for s in plan.sources] == ["Gong"]
+    caption = realize_template(plan)
+    assert "gong" in caption.lower() and "music" not in caption.lower()
+    assert verify_caption("A gong is struck once and resounds.", plan).ok
+    assert any("claims music" in p for p in verify_caption("Music plays with a gong.", plan).problems)
+
+    music_out["gate"]["music_score"] = 0.8
+    plan = build_plan(cues, 6.0, silent=False)
+    assert plan.music is not None and plan.music.instruments == ("Gong",)
+    assert plan.sources == []  # the music plan names the instrument

@@ -19,6 +19,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fusionaudio.backends.audioset_ontology import music_classes
 from fusionaudio.schema import Cue
 from fusionaudio.stages.fusion.evidence import AMBIGUOUS_SOUNDS, LANGUAGES, build_evidence
 from fusionaudio.stages.fusion.lexicon import LEXICON, SourceWords, stem, words_for
@@ -68,6 +69,11 @@ SPEAKER_HEDGE_BELOW = 0.6  # the voice cue's speaker confidence under which a ca
 MUSIC_CANDIDATE_MIN = (
     0.1  # genre/instrument score to be named (the music cue already ranks and merges confusions)
 )
+# "Music plays" is a claim about the whole clip, so it needs the tagger's clip-level Music
+# posterior at its decision point (sigmoid 0.5). The music gate (0.3) only decides whether
+# the music expert runs; between the two, a howl, a gong or a smithy's rhythm opens the
+# gate without being music.
+MUSIC_CLAIM_MIN = 0.5
 TEMPO_CONFIDENCE_MIN = 0.5
 KEY_CONFIDENCE_MIN = 0.5
 RECORDING_CONFIDENCE_MIN = 0.6
@@ -224,15 +230,21 @@ def _accepted_sources(cues: dict[str, Cue], duration_s: float) -> list[dict[str,
 
 
 def _plan_sources(
-    accepted: list[dict[str, Any]], visual: list[str], duration_s: float
+    accepted: list[dict[str, Any]], visual: list[str], duration_s: float, music: bool
 ) -> tuple[list[PlannedSource], str | None]:
+    # Without a music claim, a confident instrument is a sound source of its own (a gong
+    # struck, a bell); with one, the music plan names the instruments.
+    kinds = ("specific", "generic") if music else ("specific", "generic", "music")
+    instruments = music_classes().instruments
     candidates = [
         s
         for s in accepted
-        if s.get("kind", "specific") in ("specific", "generic") and s["label"] not in NOT_A_SOURCE
+        if s.get("kind", "specific") in kinds
+        and s["label"] not in NOT_A_SOURCE
+        and (s.get("kind") != "music" or s["label"] in instruments)
     ]
     scene = next((s for s in accepted if s.get("kind") == "scene"), None)
-    specific = [s for s in candidates if s.get("kind", "specific") == "specific"]
+    specific = [s for s in candidates if s.get("kind", "specific") in ("specific", "music")]
     pool = specific or candidates
     pool.sort(key=lambda s: -float(s["confidence"]) * (0.5 + float(s.get("coverage", 1.0))))
     planned = []
@@ -332,13 +344,16 @@ def _top(candidates: list[dict[str, Any]], n: int) -> list[str]:
     ][:n]
 
 
-def _music(cues: dict[str, Cue]) -> MusicPlan | None:
+def _music(cues: dict[str, Cue], tags: dict[str, float]) -> MusicPlan | None:
     music = cues.get("music")
     if music is None or not music.output.get("gate", {}).get("open"):
         return None
     out = music.output
     if out.get("generated"):
         return MusicPlan(None, (), None, None, False)
+    score = out["gate"].get("music_score")
+    if float(tags.get("Music", 0.0) if score is None else score) < MUSIC_CLAIM_MIN:
+        return None
     genres = _top(out.get("genres", []), 1)
     tempo = out.get("tempo_bpm")
     tempo_ok = (
@@ -628,7 +643,10 @@ def build_plan(cues: dict[str, Cue], duration_s: float, silent: bool) -> Caption
         return plan
     tags = _tags(cues)
     accepted = _accepted_sources(cues, duration_s)
-    plan.sources, plan.setting = _plan_sources(accepted, clear_objects, duration_s)
+    plan.music = _music(cues, tags)
+    plan.sources, plan.setting = _plan_sources(
+        accepted, clear_objects, duration_s, music=plan.music is not None
+    )
     given = cues.get("given_tags")
     if given is not None:
         known = {s.label for s in plan.sources}
@@ -642,7 +660,6 @@ def build_plan(cues: dict[str, Cue], duration_s: float, silent: bool) -> Caption
                     )
                 )  # fmt: skip
     plan.voice = _voice(cues, tags, accepted)
-    plan.music = _music(cues)
     plan.recording = _recording(cues)
     if not plan.sources and plan.voice is None and plan.music is None:
         plan.uncertain = "no expert found a confident, persistent sound source"
