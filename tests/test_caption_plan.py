@@ -237,9 +237,7 @@ def test_word_forms_compare_equal() -> None:
         assert len({stem(f) for f in forms}) == 1, forms
 
 
-def test_music_is_claimed_only_at_the_decision_point_and_an_instrument_alone_is_a_source() -> (
-    None
-):
+def test_music_is_claimed_only_at_the_decision_point_and_an_instrument_alone_is_a_source() -> None:
     """The gate (0.3) runs the music expert; "music plays" needs the clip's Music posterior
     at 0.5. Under it, a confident, persistent instrument (a gong struck) is the source."""
     gong = {
@@ -267,7 +265,9 @@ def test_music_is_claimed_only_at_the_decision_point_and_an_instrument_alone_is_
     caption = realize_template(plan)
     assert "gong" in caption.lower() and "music" not in caption.lower()
     assert verify_caption("A gong is struck once and resounds.", plan).ok
-    assert any("claims music" in p for p in verify_caption("Music plays with a gong.", plan).problems)
+    assert any(
+        "claims music" in p for p in verify_caption("Music plays with a gong.", plan).problems
+    )
 
     music_out["gate"]["music_score"] = 0.8
     plan = build_plan(cues, 6.0, silent=False)

@@ -25,6 +25,7 @@ from fusionaudio.stages.fusion.evidence import (
 )
 from fusionaudio.stages.fusion.fusion import FusionStage
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
+from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.validate import (
     check_leaks,
     check_text_quality,
@@ -324,7 +325,8 @@ def test_run_with_a_server_writes_captions_qa_and_the_instruct_export(
     }
     speech = records["speech"]
     assert speech["caption"]["text"].startswith("A clear voice")
-    assert speech["caption"]["provenance"]["prompt_version"] == "fusion_small.v2"
+    used = speech["caption"]["provenance"]["prompt_version"]
+    assert used == load_fusion_prompt("fusion_small", 2).identity
     assert speech["caption"]["provenance"]["realized_by"] == "llm"
     # a plan of one fact (a voice speaks) carries one pair: the model's first, which
     # passes; its second invents a place and is never used

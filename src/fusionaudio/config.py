@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator
 
 PRESETS = ("offline", "paper")
 
@@ -214,6 +214,11 @@ class FusionConfig(_Strict):
     prompt_style: Literal["small", "paper"] = Field(
         "small", description="small: redacted evidence for small models; paper: the full cues"
     )
+    prompt_file: FilePath | None = Field(
+        None,
+        description="your own prompt, in the shipped files' format (stages/fusion/prompts/); "
+        "editing it recomputes fusion and what follows",
+    )
     max_tokens: int = Field(300, ge=16)
     temperature: float = Field(0.2, ge=0)
     max_attempts: int = Field(3, ge=1)
@@ -231,6 +236,9 @@ class QAConfig(_Strict):
         le=10,
         description="how many of the pairs the LLM writes; code writes the rest from the "
         "caption plan (exact, and fast on a CPU); set it to `pairs` on a GPU",
+    )
+    prompt_file: FilePath | None = Field(
+        None, description="your own QA prompt, in the format of stages/fusion/prompts/qa.v2.txt"
     )
     max_tokens: int = Field(400, ge=32)
     temperature: float = Field(0.3, ge=0)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from fusionaudio.backends.model_files import package_version
+from fusionaudio.backends.model_identity import content_identity
 from fusionaudio.backends.transformers_loading import load_pretrained
 
 
@@ -24,7 +25,11 @@ class TransformersClap:
         self._model: Any = None
 
     def fingerprint(self) -> dict[str, str]:
-        return {"package": f"transformers=={package_version('transformers')}", "model": self.model}
+        return {
+            "package": f"transformers=={package_version('transformers')}",
+            "model": self.model,
+            "weights": content_identity(self.model),
+        }
 
     def setup(self) -> None:
         from transformers import ClapModel, ClapProcessor
@@ -48,7 +53,12 @@ class TransformersClap:
             sampling_rate=self.sample_rate,
             return_tensors="pt",
         )
-        text_inputs = self._processor.tokenizer(texts, padding=True, return_tensors="pt")
+        # A caption longer than the text tower's positions is cut, not a crash (RoBERTa's
+        # positions start after the padding index, hence the 2).
+        positions = int(self._model.config.text_config.max_position_embeddings)
+        text_inputs = self._processor.tokenizer(
+            texts, padding=True, truncation=True, max_length=positions - 2, return_tensors="pt"
+        )
         with torch.inference_mode():
             audio = self._model.get_audio_features(
                 **{k: v.to(self.device) for k, v in audio_inputs.items()}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fusionaudio.backends.model_files import ModelNotInstalled, package_dir
+from fusionaudio.backends.model_identity import content_identity
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,19 @@ def assemble_gguf(model: PackagedGguf, models_dir: Path) -> Path:
     os.replace(tmp, dest)
     marker.write_text(model.sha256 + "\n")
     return dest
+
+
+def gguf_identity(model: str) -> str:
+    """The model's content identity without assembling it: packaged GGUFs carry their
+    sha256; any other file is hashed (once, memoised by path, size and mtime)."""
+    if model in PACKAGED_GGUF:
+        return "sha256:" + PACKAGED_GGUF[model].sha256[:16]
+    if model == "smollm2-135m":
+        try:
+            return content_identity(smollm2_path())
+        except ModelNotInstalled:
+            return "unresolved:smollm2-135m"
+    return content_identity(model)
 
 
 def smollm2_path() -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fusionaudio.backends.model_files import package_version, sha256_file
+from fusionaudio.backends.model_identity import content_identity
 
 
 class HTDemucsTorch:
@@ -45,6 +46,7 @@ class HTDemucsTorch:
         return {
             "package": f"demucs=={package_version('demucs')}",
             "model_path": str(self.model_path),
+            "weights": content_identity(self.model_path),
             "model_name": self.model_name,
             "shifts": str(self.shifts),
             "overlap": str(self.overlap),

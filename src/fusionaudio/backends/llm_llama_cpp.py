@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fusionaudio.backends.gguf_models import resolve_gguf
+from fusionaudio.backends.gguf_models import gguf_identity, resolve_gguf
 from fusionaudio.backends.llm import LLMReply
 from fusionaudio.backends.model_files import package_version, sha256_file
 
@@ -30,6 +30,7 @@ class LlamaCppLLM:
         return {
             "package": f"llama-cpp-python=={package_version('llama-cpp-python')}",
             "model": self.model,
+            "weights": gguf_identity(self.model),
             "n_ctx": str(self.n_ctx),
         }
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fusionaudio.backends.llm import LLMReply
 from fusionaudio.backends.model_files import package_version
+from fusionaudio.backends.model_identity import content_identity
 
 
 class VllmLLM:
@@ -31,7 +32,11 @@ class VllmLLM:
         self._lock = threading.Lock()
 
     def fingerprint(self) -> dict[str, str]:
-        return {"package": f"vllm=={package_version('vllm')}", "model": self.model}
+        return {
+            "package": f"vllm=={package_version('vllm')}",
+            "model": self.model,
+            "weights": content_identity(self.model),
+        }
 
     def setup(self) -> None:
         from vllm import LLM

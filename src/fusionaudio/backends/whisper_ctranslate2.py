@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fusionaudio.backends.model_files import package_dir, package_version, sha256_file
+from fusionaudio.backends.model_identity import content_identity
 
 WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 WHISPER_BASE_BYTES = 145_217_607
@@ -82,7 +83,7 @@ class FasterWhisper:
         model = (
             f"whisper-base sha256:{WHISPER_BASE_SHA256[:16]}"
             if self.model_path is None
-            else str(self.model_path)
+            else f"{self.model_path} {content_identity(self.model_path)}"
         )
         return {
             "package": f"faster-whisper=={package_version('faster-whisper')}",

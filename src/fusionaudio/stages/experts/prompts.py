@@ -1,5 +1,7 @@
-"""Prompts are versioned files next to the stages that use them; the file name
-(``<name>.v<N>.txt``) is the version that goes into provenance.
+"""Prompts are versioned files next to the stages that use them (or a user's own file).
+Provenance and cache keys carry the file's name *and* a hash of its text
+(``Prompt.identity``): editing a prompt recomputes the stages that send it, even when
+nobody bumps the version in the name.
 
 A prompt file may end with worked examples, each a ``### example`` section (the user
 turn) followed by a ``### answer`` section (the assistant turn); they are sent as chat
@@ -8,9 +10,11 @@ turns, which small models imitate more faithfully than examples inside the syste
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 EXAMPLE = "### example"
@@ -21,6 +25,12 @@ ANSWER = "### answer"
 class Prompt:
     text: str
     version: str
+
+    @property
+    def identity(self) -> str:
+        """The name and the text's hash: what cache keys and provenance record."""
+        digest = hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:12]
+        return f"{self.version}@sha256:{digest}"
 
     @property
     def system(self) -> str:
@@ -53,6 +63,11 @@ class Prompt:
             turns.append({"role": "assistant", "content": answer})
         turns.append({"role": "user", "content": user})
         return turns
+
+
+def read_prompt_file(path: Path) -> Prompt:
+    """A user's prompt file, in the format of the shipped ones; its stem is its version."""
+    return Prompt(text=path.read_text("utf-8").strip(), version=path.stem)
 
 
 def load_prompt(name: str, version: int = 1) -> Prompt:

@@ -66,8 +66,10 @@ class VisionStage(Stage):
             }
         return {
             "backend": self.backend_name,
-            "model": self.model if self.server is None else self.server.model,
-            "prompt": load_prompt("vision", self.prompt_version).version,
+            "model": make_vision_llm(
+                self.backend_name, self.model, self.server, self.device
+            ).fingerprint(),
+            "prompt": load_prompt("vision", self.prompt_version).identity,
         }
 
     def setup(self) -> None:
@@ -96,7 +98,7 @@ class VisionStage(Stage):
                 text = self._llm.describe_frames(frames, prompt.text)
                 output = {"generated": True, "text": text, "frame_times_s": [t for t, _ in frames]}
                 cue = self.cue(self._llm, output, time.perf_counter() - started)
-                cues.append(cue.with_prompt_version(prompt.version))
+                cues.append(cue.with_prompt_version(prompt.identity))
             else:
                 raise RuntimeError("VisionStage.setup() was not called")
         return cues

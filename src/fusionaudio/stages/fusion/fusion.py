@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Stage, StageInput
-from fusionaudio.stages.experts.prompts import Prompt
+from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.evidence import build_evidence, render_paper
 from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
@@ -68,6 +69,7 @@ class FusionStage(Stage):
         llm: LLMSettings,
         wants: tuple[str, ...],
         prompt_style: PromptStyle = "small",
+        prompt_file: Path | None = None,
         max_tokens: int = 300,
         temperature: float = 0.2,
         max_attempts: int = 3,
@@ -78,6 +80,7 @@ class FusionStage(Stage):
         self.llm = llm
         self.wants = wants
         self.prompt_style = prompt_style
+        self.prompt_file = prompt_file
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_attempts = max_attempts
@@ -92,15 +95,19 @@ class FusionStage(Stage):
     def prompt(self) -> Prompt:
         """Read once: it is consulted on every attempt (the examples are checked for copies)."""
         if self._prompt is None:
-            self._prompt = load_fusion_prompt(
-                f"fusion_{self.prompt_style}", PROMPT_VERSIONS[self.prompt_style]
+            self._prompt = (
+                read_prompt_file(self.prompt_file)
+                if self.prompt_file is not None
+                else load_fusion_prompt(
+                    f"fusion_{self.prompt_style}", PROMPT_VERSIONS[self.prompt_style]
+                )
             )
         return self._prompt
 
     def fingerprint(self) -> dict[str, Any]:
         return {
             "llm": self.llm.fingerprint(),
-            "prompt": self.prompt().version,
+            "prompt": self.prompt().identity,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "max_attempts": self.max_attempts,
@@ -131,7 +138,7 @@ class FusionStage(Stage):
                 "attempts": 0,
             }
             return self.cue(client, gated, time.perf_counter() - started).with_prompt_version(
-                prompt.version
+                prompt.identity
             )
         if self.prompt_style == "small":
             user = f"<draft>\n{render_draft(plan)}\n</draft>"
@@ -184,7 +191,7 @@ class FusionStage(Stage):
             output["verified_facts"] = stated_facts(output["caption"], plan)
             output["plan"] = plan.to_dict()
         return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-            prompt.version
+            prompt.identity
         )
 
     def _check(

@@ -29,8 +29,12 @@ class LLMSettings:
     tensor_parallel_size: int = 1
 
     def fingerprint(self) -> dict[str, str]:
-        model = self.server.model if self.backend == "openai" and self.server else self.model
-        return {"backend": self.backend, "model": model, "json_mode": self.json_mode}
+        """The backend's own fingerprint (package version, the weights' content identity,
+        context) under the choice; a server's weights cannot be hashed from here, so an
+        ``openai`` backend is known by its served model name."""
+        if self.backend == "openai" and self.server is None:
+            return {"backend": self.backend, "model": self.model, "json_mode": self.json_mode}
+        return {"backend": self.backend, "json_mode": self.json_mode, **self.make().fingerprint()}
 
     def resources(self) -> Resources:
         """In-process llama.cpp uses its threads; vLLM a GPU; a server almost nothing here."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fusionaudio.backends.llm import LLMClient, LLMReply
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
-from fusionaudio.stages.experts.prompts import Prompt
+from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.fusion import PLAN_VERSION, clip_plan
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
 from fusionaudio.stages.fusion.plan import CaptionPlan
@@ -98,6 +99,7 @@ class QAStage(Stage):
         wants: tuple[str, ...],
         pairs: int = 4,
         llm_pairs: int = 2,
+        prompt_file: Path | None = None,
         max_tokens: int = 400,
         temperature: float = 0.3,
         max_attempts: int = 3,
@@ -109,6 +111,7 @@ class QAStage(Stage):
         self.wants = wants
         self.pairs = pairs
         self.llm_pairs = llm_pairs
+        self.prompt_file = prompt_file
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_attempts = max_attempts
@@ -123,13 +126,17 @@ class QAStage(Stage):
 
     def prompt(self) -> Prompt:
         if self._prompt is None:
-            self._prompt = load_fusion_prompt("qa", QA_PROMPT_VERSION)
+            self._prompt = (
+                read_prompt_file(self.prompt_file)
+                if self.prompt_file is not None
+                else load_fusion_prompt("qa", QA_PROMPT_VERSION)
+            )
         return self._prompt
 
     def fingerprint(self) -> dict[str, Any]:
         return {
             "llm": self.llm.fingerprint(),
-            "prompt": self.prompt().version,
+            "prompt": self.prompt().identity,
             "pairs": self.pairs,
             "llm_pairs": self.llm_pairs,
             "max_tokens": self.max_tokens,
@@ -163,7 +170,7 @@ class QAStage(Stage):
                 "attempts": 0,
             }
             return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-                prompt.version
+                prompt.identity
             )
         plan = clip_plan(item)
         total = min(self.pairs, max(1, len(plan.facts)))
@@ -184,7 +191,7 @@ class QAStage(Stage):
                 f"{output['attempts']} attempts; written from the plan by code instead"
             )
         return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-            prompt.version
+            prompt.identity
         )
 
     def _llm_pairs(

@@ -65,7 +65,7 @@ class ClapScoreStage(Stage):
             return {"scorer": self.scorer, "model": PseudoClap(threads=self.threads).fingerprint()}
         if self._trained is not None:
             return {"scorer": self.scorer, "model": self._trained.fingerprint()}
-        return {"scorer": self.scorer, "model": self.model}
+        return {"scorer": self.scorer, "model": TransformersClap(str(self.model)).fingerprint()}
 
     def setup(self) -> None:
         if self.scorer == "pseudo_clap":
