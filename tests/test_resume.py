@@ -20,11 +20,11 @@ from tests.media_factory import write_audio
 CLIPS = 30
 
 
-def _make_clips(folder: Path, speech: np.ndarray) -> None:
+def _make_clips(folder: Path, speech: np.ndarray, count: int = CLIPS, seconds: int = 15) -> None:
     folder.mkdir()
     rng = np.random.default_rng(1)
-    base = np.tile(speech, 2)[: 15 * 16_000]
-    for i in range(CLIPS):
+    base = np.tile(speech, 2)[: seconds * 16_000]
+    for i in range(count):
         noisy = base + 0.01 * rng.standard_normal(len(base)).astype(np.float32)
         write_audio(folder / f"clip_{i:02d}.flac", noisy[None, :], 16_000)
 
@@ -82,3 +82,71 @@ def test_kill_minus_nine_then_resume_exactly_once(
     assert sorted(ids) == sorted(f"clip_{i:02d}.flac" for i in range(CLIPS))
     assert len(set(ids)) == len(ids) == CLIPS
     assert all(r["status"] == "ok" and r["cues"]["vad"]["output"]["has_speech"] for r in records)
+
+
+def _slow_empty_answer(body: dict[str, object]) -> str:
+    time.sleep(0.25)  # the LLM stages are the bottleneck, so the kill lands while they run
+    return "{}"
+
+
+def test_kill_minus_nine_while_fusion_and_qa_run_then_resume(
+    tmp_path: Path, speech_16k: np.ndarray, models_dir: Path
+) -> None:
+    """No clip twice, none lost, and no LLM answer that was already cached asked for again."""
+    from tests.openai_server import ServerScript, serve
+
+    src, run_dir = tmp_path / "in", tmp_path / "run"
+    clips = 12
+    _make_clips(src, speech_16k, clips, seconds=4)
+    fusion_server = ServerScript(reply=_slow_empty_answer)
+    qa_server = ServerScript(reply=_slow_empty_answer)
+    with serve(fusion_server) as fusion_url, serve(qa_server) as qa_url:
+
+        def llm(url: str) -> str:
+            return (
+                f"{{backend: openai, server: {{base_url: '{url}', model: m, max_retries: 0, "
+                "timeout_s: 5}}"
+            )
+
+        config_file = tmp_path / "c.yaml"
+        config_file.write_text(
+            f"models_dir: {models_dir}\nstore:\n  shard_records: 2\nexperts:\n"
+            + "".join(
+                f"  {name}: {{enabled: false}}\n"
+                for name in ("separation", "asr", "audio_description", "music", "vision")
+            )
+            + f"fusion: {{max_attempts: 1, llm: {llm(fusion_url)}}}\n"
+            + f"qa: {{llm_pairs: 1, max_attempts: 1, llm: {llm(qa_url)}}}\n"
+            + "quality: {enabled: false}\n"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fusionaudio", "run", str(src), "--out", str(run_dir),
+             "--config", str(config_file), "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(fusion_server.requests) >= 4 and len(qa_server.requests) >= 3:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the run ended first: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        fusion_cached = _cache_entries(run_dir, "fusion")
+        qa_cached = _cache_entries(run_dir, "qa")
+        assert 0 < qa_cached <= fusion_cached < clips
+        asked = len(fusion_server.requests), len(qa_server.requests)
+
+        summary = run(src, run_dir, load_config(config_file))
+        assert summary.stages["fusion"].computed == clips - fusion_cached
+        assert summary.stages["qa"].computed <= clips - qa_cached
+        # one request per fusion computed (one attempt), none for a cached answer
+        assert len(fusion_server.requests) - asked[0] == clips - fusion_cached
+        assert len(qa_server.requests) - asked[1] == summary.stages["qa"].computed
+
+    records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    ids = [r["clip_id"] for r in records]
+    assert sorted(ids) == sorted(f"clip_{i:02d}.flac" for i in range(clips))
+    assert len(set(ids)) == clips
+    assert all(r["caption"] and r["qa"] for r in records if r["status"] != "uncertain")
+    assert _cache_entries(run_dir, "fusion") == _cache_entries(run_dir, "qa") == clips
