@@ -155,3 +155,100 @@ def test_a_killed_ray_driver_resumes_with_every_clip_exactly_once(
     run_json = json.loads((run_dir / "run.json").read_text())
     assert run_json["counts"]["reused"] >= done_before >= 3
     assert run_json["engine"]["kind"] == "ray"
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Any:
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+class _DiesOnce:
+    """A step whose worker process is killed (SIGKILL) in its first batch, once per test."""
+
+    name = "dies_once"
+    batch_size = 2
+    workers = 1
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, batch: list[int]) -> list[int]:
+        import os
+        import signal
+
+        if not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [item * 10 for item in batch]
+
+    def teardown(self) -> None:
+        pass
+
+
+class _AddOne(_DiesOnce):
+    name = "add_one"
+
+    def process(self, batch: list[int]) -> list[int]:
+        return [item + 1 for item in batch]
+
+
+def test_a_worker_killed_in_mid_stage_loses_and_repeats_no_item(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "killed"
+    engine = RayDataEngine(partition_size=25)  # one partition: actors start once
+    seen: list[int] = []
+    steps: list[Any] = [_AddOne(marker), _DiesOnce(marker)]
+    engine.run(steps, range(25), seen.append)
+    assert marker.exists()  # a worker really died
+    assert sorted(seen) == [(i + 1) * 10 for i in range(25)]
+
+
+def test_an_llm_server_down_for_a_while_fails_only_the_clips_it_touched(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    """On Ray: the clips whose fusion hit the outage are errors, the others complete; the
+    same command with --retry-errors once the server is back recomputes those clips only."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for label in ("dog_bark", "rain", "siren", "applause", "cat_meow"):
+        clip = clips_of(label)[0]
+        shutil.copy(clip.path, inputs / f"{label}{clip.path.suffix}")
+    data = load_config().model_dump(mode="json")
+    data["models_dir"] = str(tmp_path / "models")
+    for name, section in data["experts"].items():
+        section["enabled"] = name in {"vad", "tagging"}
+    data["qa"]["enabled"] = False
+    data["quality"]["enabled"] = False
+    script = ServerScript(reply=lambda body: "{}", actions=["500", "500"])
+    with serve(script) as url:
+        data["fusion"].update(
+            enabled=True, max_attempts=1,
+            llm={"backend": "openai",
+                 "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 5}},
+        )  # fmt: skip
+        config = RunConfig.model_validate(data)
+        engine = RayDataEngine(partition_size=5)
+        first = run(inputs, tmp_path / "run", config, engine=engine)
+        assert not script.actions  # the outage is over before the second run
+        records = [
+            json.loads(line)
+            for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+        ]
+        failed = [r for r in records if r["status"] == "error"]
+        # a failed batch is retried clip by clip, so the two failures may cost one clip
+        assert 1 <= len(failed) <= 2 and first.total == len(records) == 5
+        assert all(r["error"].startswith("fusion failed") for r in failed)
+        assert all(r["caption"] for r in records if r["status"] not in ("error", "uncertain"))
+        second = run(
+            inputs, tmp_path / "run", config,
+            engine=RayDataEngine(partition_size=5), retry_errors=True,
+        )  # fmt: skip
+    assert second.counts["error"] == 0 and second.processed == len(failed)
+    assert second.stages["fusion"].computed == len(failed)
+    assert second.stages["tagging"].computed == 0
