@@ -75,7 +75,8 @@ class _ProgressObserver:
 
 
 def _fail(message: str) -> None:
-    click.echo(f"fusionaudio: error: {message}", err=True)
+    for line in message.splitlines() or [""]:  # one line per problem
+        click.echo(f"fusionaudio: error: {line}", err=True)
     sys.exit(EXIT_USAGE)
 
 

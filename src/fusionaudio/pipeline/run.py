@@ -30,6 +30,7 @@ from fusionaudio.engine.ray_data import RayDataEngine
 from fusionaudio.engine.sequential import SequentialEngine
 from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.pipeline.inputs import discover
+from fusionaudio.pipeline.preflight import preflight
 from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
 from fusionaudio.pipeline.task import ClipTask
 from fusionaudio.schema import SCHEMA_VERSION, Caption, Clip, ClipResult, ClipStatus, QAPair
@@ -340,6 +341,9 @@ def run(
     """Process every clip under ``input_path`` into ``run_dir``; resumable at any point."""
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    problems = preflight(config)
+    if problems:
+        raise ConfigError("\n".join(str(problem) for problem in problems))
     clips = discover(input_path, config.media, config.inputs)
     stages = build_stages(config)
     _prepare_run_dir(run_dir)
