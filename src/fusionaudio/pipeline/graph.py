@@ -22,7 +22,7 @@ from fusionaudio.stages.experts.vad import VadStage
 from fusionaudio.stages.experts.vision import VisionStage
 from fusionaudio.stages.experts.voice import VoiceStage
 from fusionaudio.stages.fusion.fusion import FusionStage
-from fusionaudio.stages.fusion.llm_choice import LLMSettings
+from fusionaudio.stages.fusion.llm_choice import SHARED_BACKENDS, LLMSettings, SharedLLM
 from fusionaudio.stages.fusion.qa import QAStage
 from fusionaudio.stages.quality.clap_score import ClapScoreStage
 
@@ -160,6 +160,13 @@ def build_stages(config: RunConfig) -> list[Stage]:
     if config.fusion.enabled:
         f = config.fusion
         fusion_llm = _llm(f.llm, config)
+        qa_llm = fusion_llm if config.qa.llm is None else _llm(config.qa.llm, config)
+        # fusion and QA naming the same vLLM engine or server share one client
+        shared = (
+            SharedLLM(fusion_llm)
+            if fusion_llm.backend in SHARED_BACKENDS and qa_llm == fusion_llm
+            else None
+        )
         stages.append(
             FusionStage(
                 fusion_llm,
@@ -171,6 +178,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 max_attempts=f.max_attempts,
                 seed=f.seed,
                 workers=f.workers,
+                shared=shared,
             )
         )
         if config.quality.enabled:
@@ -180,7 +188,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
             q = config.qa
             stages.append(
                 QAStage(
-                    fusion_llm if q.llm is None else _llm(q.llm, config),
+                    qa_llm,
                     wants=experts,
                     pairs=q.pairs,
                     llm_pairs=q.llm_pairs,
@@ -190,6 +198,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                     max_attempts=q.max_attempts,
                     seed=q.seed,
                     workers=q.workers,
+                    shared=shared,
                 )
             )
     check_graph(stages)

@@ -22,7 +22,7 @@ from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.evidence import build_evidence, render_paper
 from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
-from fusionaudio.stages.fusion.llm_choice import LLMSettings
+from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM
 from fusionaudio.stages.fusion.plan import CaptionPlan, build_plan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import realize_template, render_draft
@@ -76,8 +76,10 @@ class FusionStage(Stage):
         seed: int = 0,
         batch_size: int = 1,
         workers: int = 1,
+        shared: SharedLLM | None = None,
     ) -> None:
         self.llm = llm
+        self.shared = shared
         self.wants = wants
         self.prompt_style = prompt_style
         self.prompt_file = prompt_file
@@ -116,6 +118,9 @@ class FusionStage(Stage):
         }
 
     def setup(self) -> None:
+        if self.shared is not None:
+            self._client = self.shared.client()
+            return
         self._client = self.llm.make()
         self._client.setup()
 

@@ -3,6 +3,7 @@ client is built in ``setup()`` on the worker."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,10 +38,11 @@ class LLMSettings:
         return {"backend": self.backend, "json_mode": self.json_mode, **self.make().fingerprint()}
 
     def resources(self) -> Resources:
-        """In-process llama.cpp uses its threads; vLLM a GPU; a server almost nothing here."""
+        """In-process llama.cpp uses its threads; vLLM one GPU per tensor-parallel rank; a
+        server almost nothing here."""
         return Resources(
             cpus=self.threads if self.backend == "llama_cpp" else 0.25,
-            gpus=1.0 if self.backend == "vllm" else 0.0,
+            gpus=float(self.tensor_parallel_size) if self.backend == "vllm" else 0.0,
         )
 
     def make(self) -> LLMClient:
@@ -53,3 +55,37 @@ class LLMSettings:
         if self.backend == "vllm":
             return VllmLLM(self.model, tensor_parallel_size=self.tensor_parallel_size)
         raise ValueError(f"unknown LLM backend {self.backend!r}; known: llama_cpp, openai, vllm")
+
+
+# Backends whose one instance must serve every stage that names them: vLLM holds the model
+# in GPU memory (twice would not fit), and a server's max_concurrency is one limit for
+# all its callers. In-process llama.cpp keeps one model per stage, so that fusion and QA
+# decode side by side on a CPU's cores (at the cost of its memory twice).
+SHARED_BACKENDS = frozenset({"vllm", "openai"})
+
+
+class SharedLLM:
+    """One set-up client for every stage in this process that names the same LLM.
+
+    Built before ``setup()`` and pickled with the stages; a copy in another process (a
+    Ray actor) starts empty and sets up its own client there.
+    """
+
+    def __init__(self, settings: LLMSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: LLMClient | None = None
+
+    def client(self) -> LLMClient:
+        with self._lock:
+            if self._client is None:
+                client = self.settings.make()
+                client.setup()
+                self._client = client
+            return self._client
+
+    def __getstate__(self) -> dict[str, LLMSettings]:
+        return {"settings": self.settings}
+
+    def __setstate__(self, state: dict[str, LLMSettings]) -> None:
+        self.__init__(state["settings"])  # type: ignore[misc]

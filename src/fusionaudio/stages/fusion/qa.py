@@ -20,7 +20,7 @@ from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.fusion import PLAN_VERSION, clip_plan
-from fusionaudio.stages.fusion.llm_choice import LLMSettings
+from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM
 from fusionaudio.stages.fusion.plan import CaptionPlan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import render_plan, template_pairs
@@ -106,8 +106,10 @@ class QAStage(Stage):
         seed: int = 0,
         batch_size: int = 1,
         workers: int = 1,
+        shared: SharedLLM | None = None,
     ) -> None:
         self.llm = llm
+        self.shared = shared
         self.wants = wants
         self.pairs = pairs
         self.llm_pairs = llm_pairs
@@ -149,6 +151,9 @@ class QAStage(Stage):
     def setup(self) -> None:
         if self.llm_pairs == 0:  # every pair is written from the plan: load no model
             self._client = PlanWriter()
+            return
+        if self.shared is not None:
+            self._client = self.shared.client()
             return
         self._client = self.llm.make()
         self._client.setup()
