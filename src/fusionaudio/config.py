@@ -119,10 +119,20 @@ class AsrConfig(_Strict):
         None,
         description="faster_whisper's CTranslate2 compute type; None: float32 on CPU, float16 on GPU",
     )  # fmt: skip
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None,
+        description="transformers_whisper's torch dtype; None: bfloat16 on CUDA, float32 on CPU",
+    )
     language: str | None = None
     min_speech_s: float = Field(0.3, ge=0)
     hallucination_filter: bool = Field(
         True, description="drop transcript segments that look hallucinated (asr_filter.py)"
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="clips per call (transformers_whisper decodes them in one padded batch); "
+        "None: 16 on CUDA, 1 on CPU",
     )
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)

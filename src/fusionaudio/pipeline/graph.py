@@ -96,9 +96,11 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 device=a.device,
                 beam_size=a.beam_size,
                 compute_type=a.compute_type,
+                dtype=a.dtype,
                 language=a.language,
                 min_speech_s=a.min_speech_s,
                 hallucination_filter=a.hallucination_filter,
+                batch_size=a.batch_size,
                 workers=a.workers,
                 threads=a.threads,
             )

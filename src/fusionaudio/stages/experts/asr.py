@@ -28,6 +28,16 @@ from fusionaudio.stages.experts.asr_filter import FILTER_VERSION, screen_transcr
 CPU_COMPUTE_TYPE = "float32"
 GPU_COMPUTE_TYPE = "float16"
 DEFAULT_BEAM_SIZE = 1
+# Clips handed to the backend at once when none is configured. On a GPU the
+# transformers backend decodes them in one padded ``generate`` call (16 is a first
+# choice, not yet a measured optimum: benchmarks/bench_whisper_gpu.py compares 1, 8 and
+# 16); on a CPU batching buys nothing, and faster-whisper transcribes one clip at a time.
+GPU_BATCH_SIZE = 16
+CPU_BATCH_SIZE = 1
+
+
+def default_batch_size(device: str) -> int:
+    return GPU_BATCH_SIZE if device.startswith("cuda") else CPU_BATCH_SIZE
 
 
 @runtime_checkable
@@ -43,6 +53,20 @@ class AsrBackend(Protocol):
     def transcribe(self, signal_16k: np.ndarray) -> dict[str, Any]: ...
 
 
+def transcribe_all(backend: AsrBackend, signals: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Every signal's transcript: in one call where the backend batches
+    (``transcribe_batch``), else one clip at a time."""
+    batched = getattr(backend, "transcribe_batch", None)
+    if batched is not None and signals:
+        results: list[dict[str, Any]] = batched(signals)
+        if len(results) != len(signals):
+            raise RuntimeError(
+                f"{backend.name} returned {len(results)} transcripts for {len(signals)} clips"
+            )
+        return results
+    return [backend.transcribe(signal) for signal in signals]
+
+
 def make_asr_backend(
     backend: str,
     models_dir: Path,
@@ -52,6 +76,7 @@ def make_asr_backend(
     beam_size: int,
     language: str | None,
     compute_type: str | None = None,
+    dtype: str | None = None,
 ) -> AsrBackend:
     if backend == "faster_whisper":
         if compute_type is None:
@@ -68,7 +93,7 @@ def make_asr_backend(
     if backend == "transformers_whisper":
         if model is None:
             raise ValueError("the transformers_whisper backend needs model (a folder or hub id)")
-        return TransformersWhisper(model, device=device, language=language)
+        return TransformersWhisper(model, device=device, language=language, dtype=dtype)
     raise ValueError(
         f"unknown asr backend {backend!r}; known: faster_whisper, transformers_whisper"
     )
@@ -88,11 +113,12 @@ class AsrStage(Stage):
         beam_size: int = DEFAULT_BEAM_SIZE,
         language: str | None = None,
         min_speech_s: float = 0.3,
-        batch_size: int = 1,
+        batch_size: int | None = None,
         workers: int = 1,
         threads: int = 1,
         compute_type: str | None = None,
         hallucination_filter: bool = True,
+        dtype: str | None = None,
     ) -> None:
         self.models_dir = models_dir
         self.hallucination_filter = hallucination_filter
@@ -103,9 +129,10 @@ class AsrStage(Stage):
         self.device = device
         self.beam_size = beam_size
         self.compute_type = compute_type
+        self.dtype = dtype
         self.language = language
         self.min_speech_s = min_speech_s
-        self.batch_size = batch_size
+        self.batch_size = default_batch_size(device) if batch_size is None else batch_size
         self.workers = workers
         self.threads = threads
         self.resources = Resources(cpus=threads, gpus=0.0 if device == "cpu" else 1.0)
@@ -121,6 +148,7 @@ class AsrStage(Stage):
             self.beam_size,
             self.language,
             self.compute_type,
+            self.dtype,
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -140,11 +168,18 @@ class AsrStage(Stage):
         backend = self._backend
         if backend is None:
             raise RuntimeError("AsrStage.setup() was not called")
+        started = time.perf_counter()
+        heard = [i for i, item in enumerate(batch) if self._has_speech(item)]
+        results = transcribe_all(
+            backend, [batch[i].audio(self.audio_view).samples[0] for i in heard]
+        )
+        transcripts = dict(zip(heard, results, strict=True))
+        # decoded at once: each transcribed clip is given an equal share of the time
+        elapsed = (time.perf_counter() - started) / max(len(heard), 1)
         cues = []
-        for item in batch:
-            started = time.perf_counter()
-            vad = item.cues["vad"].output
-            if not vad.get("has_speech") or vad.get("speech_s", 0.0) < self.min_speech_s:
+        for i in range(len(batch)):
+            result = transcripts.get(i)
+            if result is None:
                 output: dict[str, Any] = {
                     "transcribed": False,
                     "reason": "no speech detected by voice activity",
@@ -153,22 +188,26 @@ class AsrStage(Stage):
                     "segments": [],
                 }
             else:
-                result = backend.transcribe(item.audio(self.audio_view).samples[0])
-                if self.hallucination_filter:
-                    result = screen_transcript(result)
-                logprobs = [s["avg_logprob"] for s in result["segments"]]
-                no_speech = [
-                    s["no_speech_prob"]
-                    for s in result["segments"]
-                    if s["no_speech_prob"] is not None
-                ]
-                output = {
-                    "transcribed": True,  # unless the screen rejected every segment
-                    **result,
-                    "words": len(result["text"].split()),
-                    "avg_logprob": round(float(np.mean(logprobs)), 4) if logprobs else None,
-                    "no_speech_prob": round(float(np.mean(no_speech)), 4) if no_speech else None,
-                    "audio_view": self.audio_view,
-                }
-            cues.append(self.cue(backend, output, time.perf_counter() - started))
+                output = self._output(result)
+            cues.append(self.cue(backend, output, elapsed if result is not None else 0.0))
         return cues
+
+    def _has_speech(self, item: StageInput) -> bool:
+        vad = item.cues["vad"].output
+        return bool(vad.get("has_speech")) and vad.get("speech_s", 0.0) >= self.min_speech_s
+
+    def _output(self, result: dict[str, Any]) -> dict[str, Any]:
+        if self.hallucination_filter:
+            result = screen_transcript(result)
+        logprobs = [s["avg_logprob"] for s in result["segments"] if s["avg_logprob"] is not None]
+        no_speech = [
+            s["no_speech_prob"] for s in result["segments"] if s["no_speech_prob"] is not None
+        ]
+        return {
+            "transcribed": True,  # unless the screen rejected every segment
+            **result,
+            "words": len(result["text"].split()),
+            "avg_logprob": round(float(np.mean(logprobs)), 4) if logprobs else None,
+            "no_speech_prob": round(float(np.mean(no_speech)), 4) if no_speech else None,
+            "audio_view": self.audio_view,
+        }
