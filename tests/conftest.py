@@ -94,7 +94,7 @@ def captioned_run(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path) 
     fast experts; the LLM answers nonsense, so code writes every caption from its plan (the
     path a weak model takes), and one file is not audio at all."""
     from fusionaudio.pipeline.run import run
-    from tests.openai_server import ServerScript, serve
+    from tests.openai_server import ServerScript, openai_llm, serve
     from tests.real_sounds import clips_of
 
     root = tmp_path_factory.mktemp("captioned")
@@ -114,10 +114,7 @@ def captioned_run(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path) 
         data["fusion"].update(
             enabled=True,
             max_attempts=1,
-            llm={
-                "backend": "openai",
-                "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 2},
-            },
+            llm=openai_llm(url, timeout_s=2),
         )
         data["qa"]["enabled"] = True
         run(src, root / "run", RunConfig.model_validate(data))

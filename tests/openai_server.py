@@ -91,3 +91,12 @@ def serve(script: ServerScript) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def openai_llm(url: str, timeout_s: float = 5.0, **server: Any) -> dict[str, Any]:
+    """The ``llm`` section for a test server: model "m", no retries, a short timeout."""
+    return {
+        "backend": "openai",
+        "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": timeout_s,
+                   **server},
+    }  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 from fusionaudio.config import RunConfig, load_config
 from fusionaudio.pipeline.run import run
 from fusionaudio.store.results import DUPLICATE_WARNING, first_with_caption
-from tests.openai_server import ServerScript, serve
+from tests.openai_server import ServerScript, openai_llm, serve
 from tests.real_sounds import clips_of
 
 
@@ -55,8 +55,7 @@ def test_duplicates_are_marked_the_same_in_any_order_and_over_a_resume(tmp_path:
     with serve(ServerScript(reply=lambda body: "{}")) as url:  # the model never answers well
         data["fusion"].update(
             enabled=True, max_attempts=1,
-            llm={"backend": "openai",
-                 "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 2}},
+            llm=openai_llm(url, timeout_s=2),
         )  # fmt: skip
         config = RunConfig.model_validate(data)
         forward = run(_manifest(inputs, "forward.jsonl", every), tmp_path / "forward", config)

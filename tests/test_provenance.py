@@ -17,7 +17,7 @@ from fusionaudio.config import ConfigError, RunConfig, load_config
 from fusionaudio.pipeline.run import run
 from fusionaudio.stages.experts.prompts import read_prompt_file
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
-from tests.openai_server import ServerScript, serve
+from tests.openai_server import ServerScript, openai_llm, serve
 from tests.real_sounds import clips_of
 from tests.tiny_models import tiny_clap
 
@@ -106,8 +106,7 @@ def test_editing_a_prompt_or_swapping_weights_recomputes_that_stage_and_what_fol
     with serve(ServerScript(reply=lambda body: "{}")) as url:
         data["fusion"].update(
             enabled=True, max_attempts=1, prompt_file=str(prompt),
-            llm={"backend": "openai",
-                 "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 2}},
+            llm=openai_llm(url, timeout_s=2),
         )  # fmt: skip
         config = RunConfig.model_validate(data)
         run(inputs, out, config)

