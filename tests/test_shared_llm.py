@@ -89,3 +89,21 @@ def test_different_llms_or_llama_cpp_keep_their_own_clients(tmp_path: Path) -> N
     data["fusion"]["llm"] = {"backend": "llama_cpp", "model": "qwen2.5-coder-1.5b"}
     stages = build_stages(RunConfig.model_validate(data))
     assert all(getattr(s, "shared", None) is None for s in stages)
+
+
+def test_a_batch_goes_to_the_server_at_once_within_its_limit(tmp_path: Path) -> None:
+    """One fusion worker, batches of 4: the server sees the batch's requests together,
+    never more than its max_concurrency of 3."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for label in ("dog_bark", "rain", "siren", "cat_meow"):
+        for index, clip in enumerate(clips_of(label)[:2]):
+            shutil.copy(clip.path, inputs / f"{label}{index}{clip.path.suffix}")
+    replies = InFlight()
+    with serve(ServerScript(reply=replies)) as url:
+        data = _config(tmp_path, url, max_concurrency=3).model_dump(mode="json")
+        data["fusion"].update(workers=1, batch_size=4)
+        data["qa"]["enabled"] = False
+        summary = run(inputs, tmp_path / "run", RunConfig.model_validate(data))
+    assert summary.stages["fusion"].computed >= 4
+    assert replies.most == 3, replies.most

@@ -234,6 +234,9 @@ class FusionConfig(_Strict):
     max_attempts: int = Field(3, ge=1)
     seed: int = 0
     workers: int = Field(1, ge=1, description="concurrent requests (servers); keep 1 for llama_cpp")
+    batch_size: int = Field(
+        1, ge=1, description="clips per stage call; a server gets a batch's requests at once"
+    )
 
 
 class QAConfig(_Strict):
@@ -255,6 +258,9 @@ class QAConfig(_Strict):
     max_attempts: int = Field(3, ge=1)
     seed: int = 0
     workers: int = Field(1, ge=1)
+    batch_size: int = Field(
+        1, ge=1, description="clips per stage call; a server gets a batch's requests at once"
+    )
 
 
 # Cosine thresholds per scorer; a trained checkpoint's should be calibrated (calibrate).

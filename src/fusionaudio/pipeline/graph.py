@@ -180,6 +180,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 max_attempts=f.max_attempts,
                 seed=f.seed,
                 workers=f.workers,
+                batch_size=f.batch_size,
                 shared=shared,
             )
         )
@@ -200,6 +201,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                     max_attempts=q.max_attempts,
                     seed=q.seed,
                     workers=q.workers,
+                    batch_size=q.batch_size,
                     shared=shared,
                 )
             )

@@ -22,7 +22,7 @@ from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.evidence import build_evidence, render_paper
 from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
-from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM
+from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM, answer_batch
 from fusionaudio.stages.fusion.plan import CaptionPlan, build_plan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import realize_template, render_draft
@@ -125,7 +125,7 @@ class FusionStage(Stage):
         self._client.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
-        return [self._fuse(item) for item in batch]
+        return answer_batch(self.llm, self._fuse, batch)
 
     def _fuse(self, item: StageInput) -> Cue:
         client = self._client

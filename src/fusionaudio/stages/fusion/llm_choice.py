@@ -4,9 +4,11 @@ client is built in ``setup()`` on the worker."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.backends.llm_llama_cpp import LlamaCppLLM
@@ -16,6 +18,8 @@ from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.stages.base import Resources
 
 LLMBackendName = Literal["llama_cpp", "openai", "vllm"]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -89,3 +93,12 @@ class SharedLLM:
 
     def __setstate__(self, state: dict[str, LLMSettings]) -> None:
         self.__init__(state["settings"])  # type: ignore[misc]
+
+
+def answer_batch(llm: LLMSettings, ask: Callable[[T], R], batch: Sequence[T]) -> list[R]:
+    """Each item's answer, in order. A server gets the batch's requests at once (its client
+    holds them to ``max_concurrency``); an in-process engine answers one at a time."""
+    if llm.backend != "openai" or len(batch) < 2:
+        return [ask(item) for item in batch]
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        return list(pool.map(ask, batch))

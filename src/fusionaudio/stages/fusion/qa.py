@@ -20,7 +20,7 @@ from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.fusion import PLAN_VERSION, clip_plan
-from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM
+from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM, answer_batch
 from fusionaudio.stages.fusion.plan import CaptionPlan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import render_plan, template_pairs
@@ -159,7 +159,7 @@ class QAStage(Stage):
         self._client.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
-        return [self._ask(item) for item in batch]
+        return answer_batch(self.llm, self._ask, batch)
 
     def _ask(self, item: StageInput) -> Cue:
         client = self._client
