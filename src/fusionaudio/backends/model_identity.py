@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from fusionaudio.backends.model_files import default_cache_root, sha256_file
@@ -82,9 +83,13 @@ def _folder_files(folder: Path) -> list[Path]:
     return files
 
 
-def _hub_snapshot(model: str) -> Path | None:
-    """The local snapshot folder of a hub id, when the HF cache holds one (never fetches)."""
-    if model.count("/") != 1 or model.startswith((".", "/")):
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_snapshot(model: str) -> Path | None:
+    """The local snapshot folder of a hub id, when the HF cache holds one (never fetches:
+    ``local_files_only``)."""
+    if not HUB_ID.match(model):
         return None
     try:
         from huggingface_hub import snapshot_download
@@ -101,7 +106,7 @@ def content_identity(model: str | Path | None, memo: HashMemo | None = None) -> 
         return "none"
     path = Path(model).expanduser()
     if not path.exists():
-        snapshot = _hub_snapshot(str(model))
+        snapshot = hub_snapshot(str(model))
         if snapshot is None:
             return f"unresolved:{model}"
         path = snapshot

@@ -11,11 +11,11 @@ and the fix.
 from __future__ import annotations
 
 import importlib.util
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from fusionaudio.backends.gguf_models import PACKAGED_GGUF
+from fusionaudio.backends.model_identity import HUB_ID, hub_snapshot
 from fusionaudio.config import LLMConfig, RunConfig, ServerConfig
 
 PAPER = "'fusionaudio[paper]'"
@@ -34,7 +34,6 @@ BACKEND_PACKAGES = {
 }
 SERVER_BACKENDS = frozenset({"openai", "openai_audio", "openai_vision"})
 MODEL_BACKENDS = frozenset({"transformers_whisper", "qwen2_audio", "qwen2_5_vl", "vllm"})
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -62,16 +61,6 @@ def _package(key: str, backend: str) -> list[Problem]:
     ]
 
 
-def _in_hub_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot_download(repo_id=repo_id, local_files_only=True)
-    except Exception:  # not installed, not cached: either way nothing local holds it
-        return False
-    return True
-
-
 def _model(key: str, model: str | Path | None, what: str) -> list[Problem]:
     """A local file or folder that exists, or a hub id already in the local HF cache."""
     if model is None:
@@ -80,8 +69,8 @@ def _model(key: str, model: str | Path | None, what: str) -> list[Problem]:
     path = Path(text).expanduser()
     if path.exists():
         return []
-    if HUB_ID.match(text) and not text.startswith((".", "~")):
-        if _in_hub_cache(text):
+    if HUB_ID.match(text):
+        if hub_snapshot(text) is not None:
             return []
         return [
             Problem(

@@ -300,16 +300,12 @@ def to_result(task: ClipTask, phash: str, decisions: Decisions = Decisions()) ->
 
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "fusionaudio": __version__}
-    for dist in _VERSIONED:
+    for dist in (*_VERSIONED, *_MODEL_LIBRARIES):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    for dist in _MODEL_LIBRARIES:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+            if dist in _VERSIONED:  # the core ones are listed either way
+                versions[dist] = "not installed"
     return versions
 
 

@@ -22,7 +22,12 @@ from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.evidence import build_evidence, render_paper
 from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
-from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM, answer_batch
+from fusionaudio.stages.fusion.llm_choice import (
+    LLMSettings,
+    SharedLLM,
+    answer_batch,
+    open_client,
+)
 from fusionaudio.stages.fusion.plan import CaptionPlan, build_plan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import realize_template, render_draft
@@ -118,11 +123,7 @@ class FusionStage(Stage):
         }
 
     def setup(self) -> None:
-        if self.shared is not None:
-            self._client = self.shared.client()
-            return
-        self._client = self.llm.make()
-        self._client.setup()
+        self._client = open_client(self.llm, self.shared)
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
         return answer_batch(self.llm, self._fuse, batch)

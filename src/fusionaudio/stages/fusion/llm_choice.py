@@ -95,6 +95,15 @@ class SharedLLM:
         self.__init__(state["settings"])  # type: ignore[misc]
 
 
+def open_client(llm: LLMSettings, shared: SharedLLM | None) -> LLMClient:
+    """The shared client when stages share one, else this stage's own, set up."""
+    if shared is not None:
+        return shared.client()
+    client = llm.make()
+    client.setup()
+    return client
+
+
 def answer_batch(llm: LLMSettings, ask: Callable[[T], R], batch: Sequence[T]) -> list[R]:
     """Each item's answer, in order. A server gets the batch's requests at once (its client
     holds them to ``max_concurrency``); an in-process engine answers one at a time."""

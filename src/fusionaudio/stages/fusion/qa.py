@@ -20,7 +20,12 @@ from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.fusion import PLAN_VERSION, clip_plan
-from fusionaudio.stages.fusion.llm_choice import LLMSettings, SharedLLM, answer_batch
+from fusionaudio.stages.fusion.llm_choice import (
+    LLMSettings,
+    SharedLLM,
+    answer_batch,
+    open_client,
+)
 from fusionaudio.stages.fusion.plan import CaptionPlan
 from fusionaudio.stages.fusion.prompts import load_fusion_prompt
 from fusionaudio.stages.fusion.realize import render_plan, template_pairs
@@ -152,11 +157,7 @@ class QAStage(Stage):
         if self.llm_pairs == 0:  # every pair is written from the plan: load no model
             self._client = PlanWriter()
             return
-        if self.shared is not None:
-            self._client = self.shared.client()
-            return
-        self._client = self.llm.make()
-        self._client.setup()
+        self._client = open_client(self.llm, self.shared)
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
         return answer_batch(self.llm, self._ask, batch)
