@@ -33,7 +33,7 @@ from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.metrics import word_error_rate
 from fusionaudio.schema import Clip
 from fusionaudio.stages.base import AUDIO_44K_STEREO, VOCALS_16K, StageInput, StageOutput
-from fusionaudio.stages.experts.separation import SeparationStage
+from fusionaudio.stages.experts.separation import SeparationConfig, SeparationStage
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -81,7 +81,7 @@ def speech_clips() -> list[SpeechClip]:
                 wanted.append(
                     (SOUNDS / row["path"], row["speech_text"], row.get("speech_language") or "")
                 )
-    separation = SeparationStage()
+    separation = SeparationStage(SeparationConfig())
     separation.setup()
     clips = []
     for path, text, language in wanted:

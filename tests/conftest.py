@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from fusionaudio.config import RunConfig, load_config
-from fusionaudio.stages.experts.tagging import TaggingStage
+from fusionaudio.stages.experts.tagging import TaggingConfig, TaggingStage
+from fusionaudio.stages.settings import BuildContext
 from tests.media_factory import EXAMPLES, colour_frames, example_audio, write_audio, write_video
 
 
@@ -46,7 +47,7 @@ def config(full_config: RunConfig) -> RunConfig:
 @pytest.fixture(scope="session")
 def tagger(models_dir: Path) -> TaggingStage:
     """YAMNet, loaded once for every test that tags real audio."""
-    stage = TaggingStage(models_dir)
+    stage = TaggingStage(TaggingConfig(), BuildContext(models_dir))
     stage.setup()
     return stage
 

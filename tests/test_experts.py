@@ -9,8 +9,9 @@ from fusionaudio.backends.yamnet_onnx import log_mel_patches
 from fusionaudio.media.audio import AudioView
 from fusionaudio.schema import Clip
 from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
-from fusionaudio.stages.experts.tagging import TaggerBackend, TaggingStage
-from fusionaudio.stages.experts.vad import VadBackend, VadStage, speech_segments
+from fusionaudio.stages.experts.tagging import TaggerBackend, TaggingConfig, TaggingStage
+from fusionaudio.stages.experts.vad import VadBackend, VadConfig, VadStage, speech_segments
+from fusionaudio.stages.settings import BuildContext
 from tests.media_factory import example_audio
 
 
@@ -23,7 +24,7 @@ def _inputs(*signals: np.ndarray) -> list[StageInput]:
 
 @pytest.fixture(scope="module")
 def vad() -> VadStage:
-    stage = VadStage()
+    stage = VadStage(VadConfig())
     stage.setup()
     return stage
 
@@ -102,11 +103,15 @@ def test_log_mel_pads_short_input_to_one_patch() -> None:
 def test_stages_pickle_before_setup(tmp_path: Path) -> None:
     import pickle
 
-    for stage in (VadStage(), TaggingStage(models_dir=tmp_path)):
+    for stage in (VadStage(VadConfig()), TaggingStage(TaggingConfig(), BuildContext(tmp_path))):
         clone = pickle.loads(pickle.dumps(stage))
         assert clone.fingerprint() == stage.fingerprint()
 
 
 def test_changing_a_parameter_changes_the_config_hash(tmp_path: Path) -> None:
-    assert TaggingStage(tmp_path, top_k=5).config_hash() != TaggingStage(tmp_path).config_hash()
-    assert VadStage(threshold=0.6).config_hash() != VadStage().config_hash()
+    context = BuildContext(tmp_path)
+    assert (
+        TaggingStage(TaggingConfig(top_k=5), context).config_hash()
+        != TaggingStage(TaggingConfig(), context).config_hash()
+    )
+    assert VadStage(VadConfig(threshold=0.6)).config_hash() != VadStage(VadConfig()).config_hash()

@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 
 from fusionaudio.backends.htdemucs_torch import HTDemucsTorch
-from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.config import RunConfig
 from fusionaudio.media.audio import AudioView
 from fusionaudio.media.frames import frame_times, sample_frames
@@ -28,12 +27,16 @@ from fusionaudio.stages.base import (
     StageInput,
     StageOutput,
 )
-from fusionaudio.stages.experts.asr import AsrStage
-from fusionaudio.stages.experts.audio_description import AudioDescriptionStage
-from fusionaudio.stages.experts.music import MusicStage
+from fusionaudio.stages.experts.asr import AsrConfig, AsrStage
+from fusionaudio.stages.experts.audio_description import (
+    AudioDescriptionConfig,
+    AudioDescriptionStage,
+)
+from fusionaudio.stages.experts.music import MusicConfig, MusicStage
 from fusionaudio.stages.experts.prompts import load_prompt
-from fusionaudio.stages.experts.separation import SeparationStage
-from fusionaudio.stages.experts.vision import VisionStage
+from fusionaudio.stages.experts.separation import SeparationConfig, SeparationStage
+from fusionaudio.stages.experts.vision import VisionConfig, VisionStage
+from fusionaudio.stages.settings import BuildContext, ServerConfig
 from tests.media_factory import EXAMPLES, example_audio
 from tests.openai_server import ServerScript, serve
 from tests.tiny_models import (
@@ -65,7 +68,7 @@ def _stereo_item(seconds: float = 2.0) -> StageInput:
 
 
 def test_htdemucs_from_a_checkpoint_file(tiny: dict[str, Path]) -> None:
-    stage = SeparationStage(backend="htdemucs", model_path=tiny["htdemucs"])
+    stage = SeparationStage(SeparationConfig(backend="htdemucs", model_path=tiny["htdemucs"]))
     stage.setup()
     (out,) = stage([_stereo_item()])
     assert isinstance(out, StageOutput)
@@ -96,10 +99,10 @@ def test_transformers_whisper_loads_and_transcribes(tiny: dict[str, Path], tmp_p
     # a random checkpoint writes random tokens, which the hallucination screen would
     # (rightly) reject; this test is about loading and decoding, so it reads the raw output
     stage = AsrStage(
-        tmp_path,
-        backend="transformers_whisper",
-        model=str(tiny["whisper"]),
-        hallucination_filter=False,
+        AsrConfig(
+            backend="transformers_whisper", model=str(tiny["whisper"]), hallucination_filter=False
+        ),
+        BuildContext(tmp_path),
     )
     stage.setup()
     signal = example_audio("speech_fox.wav")
@@ -118,7 +121,10 @@ def test_transformers_whisper_loads_and_transcribes(tiny: dict[str, Path], tmp_p
     assert all(0 <= s["start_s"] <= s["end_s"] <= round(duration, 2) for s in segments)
     assert [s["start_s"] for s in segments] == sorted(s["start_s"] for s in segments)
     assert all(isinstance(s["avg_logprob"], float) for s in segments)
-    screened = AsrStage(tmp_path, backend="transformers_whisper", model=str(tiny["whisper"]))
+    screened = AsrStage(
+        AsrConfig(backend="transformers_whisper", model=str(tiny["whisper"])),
+        BuildContext(tmp_path),
+    )
     screened.setup()
     (cue,) = screened([item])
     # through the screen: either kept, or rejected with the reasons listed
@@ -133,7 +139,9 @@ def _mono_item(name: str, cues: dict[str, Cue] | None = None) -> StageInput:
 
 
 def test_qwen2_audio_describes_with_the_papers_prompt(tiny: dict[str, Path]) -> None:
-    stage = AudioDescriptionStage(backend="qwen2_audio", model=str(tiny["qwen2_audio"]))
+    stage = AudioDescriptionStage(
+        AudioDescriptionConfig(backend="qwen2_audio", model=str(tiny["qwen2_audio"]))
+    )
     stage.setup()
     (cue,) = stage([_mono_item("engine_start.mp3")])
     assert cue.output["generated"] is True and isinstance(cue.output["text"], str)
@@ -141,7 +149,7 @@ def test_qwen2_audio_describes_with_the_papers_prompt(tiny: dict[str, Path]) -> 
 
 
 def test_qwen2_audio_music_description_behind_the_gate(tiny: dict[str, Path]) -> None:
-    stage = MusicStage(backend="qwen2_audio", model=str(tiny["qwen2_audio"]))
+    stage = MusicStage(MusicConfig(backend="qwen2_audio", model=str(tiny["qwen2_audio"])))
     stage.setup()
     music = Cue("tagging", "t", "t", {"posteriors": {"Music": 0.9}}, PROV)
     silence = Cue("tagging", "t", "t", {"posteriors": {"Speech": 0.9}}, PROV)
@@ -157,7 +165,7 @@ def test_qwen2_audio_music_description_behind_the_gate(tiny: dict[str, Path]) ->
 
 
 def test_qwen25_vl_writes_a_visual_record(tiny: dict[str, Path]) -> None:
-    stage = VisionStage(backend="qwen2_5_vl", model=str(tiny["qwen25_vl"]))
+    stage = VisionStage(VisionConfig(backend="qwen2_5_vl", model=str(tiny["qwen25_vl"])))
     stage.setup()
     frames = sample_frames(EXAMPLES / "video_cat.mp4", frame_times(0, 9.9, 0.4, 3), 224, 30)
     (cue,) = stage([StageInput(Clip("v", "v"), {VIDEO_FRAMES: frames}, {})])
@@ -170,8 +178,10 @@ def test_openai_audio_and_vision_requests_carry_the_media() -> None:
         reply=lambda body: "A recorded description.", actions=["500", "malformed"]
     )
     with serve(script) as url:
-        server = ServerSettings(base_url=url, model="test-model", backoff_s=0.01)
-        describe = AudioDescriptionStage(backend="openai_audio", server=server)
+        server = ServerConfig(base_url=url, model="test-model", backoff_s=0.01)
+        describe = AudioDescriptionStage(
+            AudioDescriptionConfig(backend="openai_audio", server=server)
+        )
         describe.setup()
         (cue,) = describe([_mono_item("speech_fox.wav")])
         assert cue.output == {"generated": True, "text": "A recorded description."}
@@ -181,7 +191,7 @@ def test_openai_audio_and_vision_requests_carry_the_media() -> None:
         wav, rate = sf.read(io.BytesIO(base64.b64decode(audio_part["input_audio"]["data"])))
         assert rate == 16_000 and len(wav) == len(example_audio("speech_fox.wav"))
 
-        vision = VisionStage(backend="openai_vision", server=server)
+        vision = VisionStage(VisionConfig(backend="openai_vision", server=server))
         vision.setup()
         frames = sample_frames(EXAMPLES / "video_cat.mp4", [0.5, 2.0], 224, 30)
         vision([StageInput(Clip("v", "v"), {VIDEO_FRAMES: frames}, {})])

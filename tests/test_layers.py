@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "stages": {"clap", "backends", "media", "schema"},
     "engine": set(),
     "pipeline": {"engine", "stages", "backends", "media", "store", "schema", "config", "version"},
-    "config": set(),
+    "config": {"stages"},
     "dataset": {"media", "store", "schema"},
     "report": {"dataset", "stages", "media", "store", "schema"},
     "training": {"clap", "backends", "media", "store", "schema"},

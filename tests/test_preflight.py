@@ -66,7 +66,13 @@ BROKEN = [
             "experts.vision.model: /no/vl does not exist",
         ],
     ),
-    ("experts: {asr: {backend: nope}}", ["experts.asr.backend: Input should be"]),
+    (
+        "experts: {asr: {backend: nope}}",
+        [
+            "experts.asr.backend: Value error, unknown asr backend 'nope'; "
+            "known: faster_whisper, transformers_whisper"
+        ],
+    ),
     ("fusion: {prompt_file: /no/prompt.txt}", ["fusion.prompt_file: Path does not point"]),
 ]
 

@@ -17,10 +17,11 @@ from fusionaudio.media.audio import AudioView
 from fusionaudio.pipeline.run import run
 from fusionaudio.schema import Clip, Cue, Provenance
 from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
-from fusionaudio.stages.experts.music import MusicStage
-from fusionaudio.stages.experts.tagging import TaggingStage
-from fusionaudio.stages.experts.vad import VadStage
+from fusionaudio.stages.experts.music import MusicConfig, MusicStage
+from fusionaudio.stages.experts.tagging import TaggingConfig, TaggingStage
+from fusionaudio.stages.experts.vad import VadConfig, VadStage
 from fusionaudio.stages.quality.claims import check_claims
+from fusionaudio.stages.settings import BuildContext
 from tests.media_factory import EXAMPLES, example_audio
 from tests.openai_server import ServerScript, serve
 
@@ -35,8 +36,8 @@ PROV = Provenance("x", "x", "x", "x", "x", 0.0)
 
 @pytest.fixture(scope="module")
 def expert_cues(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Cue]]:
-    tagger = TaggingStage(tmp_path_factory.mktemp("models"))
-    vad, music = VadStage(), MusicStage()
+    tagger = TaggingStage(TaggingConfig(), BuildContext(tmp_path_factory.mktemp("models")))
+    vad, music = VadStage(VadConfig()), MusicStage(MusicConfig())
     for stage in (tagger, vad, music):
         stage.setup()
     out = {}
@@ -210,11 +211,11 @@ def test_calibrate_command_writes_a_plot(tmp_path: Path) -> None:
 
 def test_transformers_clap_loads_a_checkpoint_and_scores(tmp_path: Path) -> None:
     from fusionaudio.stages.base import AUDIO_48K_MONO
-    from fusionaudio.stages.quality.clap_score import ClapScoreStage
+    from fusionaudio.stages.quality.clap_score import ClapScoreStage, QualityConfig
     from tests.tiny_models import tiny_clap
 
     folder = tiny_clap(tmp_path / "clap")
-    stage = ClapScoreStage("clap_transformers", model=str(folder))
+    stage = ClapScoreStage(QualityConfig(scorer="clap_transformers", model=str(folder)))
     stage.setup()
     signal = example_audio("engine_start.mp3", 48_000)
     fusion = Cue("fusion", "t", "t", {"uncertain": False, "caption": "A car engine revs."}, PROV)

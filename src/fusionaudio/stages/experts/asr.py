@@ -8,17 +8,19 @@ then screened for hallucinations (``asr_filter.py``) before any later stage read
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.whisper_ctranslate2 import FasterWhisper
 from fusionaudio.backends.whisper_transformers import TransformersWhisper
 from fusionaudio.schema import Cue
-from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.base import AUDIO_16K_MONO, VOCALS_16K, Resources, Stage, StageInput
 from fusionaudio.stages.experts.asr_filter import FILTER_VERSION, screen_transcript
+from fusionaudio.stages.settings import BuildContext, RoleConfig, known_name
 
 # faster-whisper's compute type when none is configured. On CPU chosen by measurement
 # (benchmarks/bench_asr.py, docs/benchmarks.md): over every speech clip with known text,
@@ -67,89 +69,105 @@ def transcribe_all(backend: AsrBackend, signals: list[np.ndarray]) -> list[dict[
     return [backend.transcribe(signal) for signal in signals]
 
 
-def make_asr_backend(
-    backend: str,
-    models_dir: Path,
-    model: str | None,
-    device: str,
-    threads: int,
-    beam_size: int,
-    language: str | None,
-    compute_type: str | None = None,
-    dtype: str | None = None,
-) -> AsrBackend:
-    if backend == "faster_whisper":
-        if compute_type is None:
-            compute_type = CPU_COMPUTE_TYPE if device == "cpu" else GPU_COMPUTE_TYPE
-        return FasterWhisper(
-            models_dir,
-            None if model is None else Path(model),
-            device=device,
-            compute_type=compute_type,
-            threads=threads,
-            beam_size=beam_size,
-            language=language,
-        )
-    if backend == "transformers_whisper":
-        if model is None:
-            raise ValueError("the transformers_whisper backend needs model (a folder or hub id)")
-        return TransformersWhisper(model, device=device, language=language, dtype=dtype)
-    raise ValueError(
-        f"unknown asr backend {backend!r}; known: faster_whisper, transformers_whisper"
+def _faster_whisper(settings: AsrConfig, models_dir: Path) -> AsrBackend:
+    compute_type: str = settings.compute_type or (
+        CPU_COMPUTE_TYPE if settings.device == "cpu" else GPU_COMPUTE_TYPE
     )
+    return FasterWhisper(
+        models_dir,
+        None if settings.model is None else Path(settings.model),
+        device=settings.device,
+        compute_type=compute_type,
+        threads=settings.threads,
+        beam_size=settings.beam_size,
+        language=settings.language,
+    )
+
+
+def _transformers_whisper(settings: AsrConfig, models_dir: Path) -> AsrBackend:
+    if settings.model is None:
+        raise ValueError("the transformers_whisper backend needs model (a folder or hub id)")
+    return TransformersWhisper(
+        settings.model, device=settings.device, language=settings.language, dtype=settings.dtype
+    )
+
+
+# backend name (``experts.asr.backend``) -> the backend, not yet loaded
+ASR_BACKENDS: dict[str, Callable[[AsrConfig, Path], AsrBackend]] = {
+    "faster_whisper": _faster_whisper,
+    "transformers_whisper": _transformers_whisper,
+}
+
+
+class AsrConfig(RoleConfig):
+    backend: str = "faster_whisper"
+    model: str | None = Field(None, description="None: the packaged Whisper base")
+    device: str = "cpu"
+    beam_size: int = Field(DEFAULT_BEAM_SIZE, ge=1)
+    compute_type: (
+        Literal[
+            "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+            "float16", "bfloat16", "float32",
+        ]
+        | None
+    ) = Field(
+        None,
+        description="faster_whisper's CTranslate2 compute type; None: float32 on CPU, float16 on GPU",
+    )  # fmt: skip
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None,
+        description="transformers_whisper's torch dtype; None: bfloat16 on CUDA, float32 on CPU",
+    )
+    language: str | None = None
+    min_speech_s: float = Field(0.3, ge=0)
+    hallucination_filter: bool = Field(
+        True, description="drop transcript segments that look hallucinated (asr_filter.py)"
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="clips per call (transformers_whisper decodes them in one padded batch); "
+        "None: 16 on CUDA, 1 on CPU",
+    )
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("asr backend", name, ASR_BACKENDS)
+
+    def build(self, context: BuildContext) -> AsrStage:
+        return AsrStage(self, context)
 
 
 class AsrStage(Stage):
     name = "asr"
     produces = "asr"
 
-    def __init__(
-        self,
-        models_dir: Path,
-        audio_view: str = AUDIO_16K_MONO,
-        backend: str = "faster_whisper",
-        model: str | None = None,
-        device: str = "cpu",
-        beam_size: int = DEFAULT_BEAM_SIZE,
-        language: str | None = None,
-        min_speech_s: float = 0.3,
-        batch_size: int | None = None,
-        workers: int = 1,
-        threads: int = 1,
-        compute_type: str | None = None,
-        hallucination_filter: bool = True,
-        dtype: str | None = None,
-    ) -> None:
-        self.models_dir = models_dir
-        self.hallucination_filter = hallucination_filter
-        self.audio_view = audio_view
-        self.needs = ("vad", audio_view)
-        self.backend_name = backend
-        self.model = model
-        self.device = device
-        self.beam_size = beam_size
-        self.compute_type = compute_type
-        self.dtype = dtype
-        self.language = language
-        self.min_speech_s = min_speech_s
-        self.batch_size = default_batch_size(device) if batch_size is None else batch_size
-        self.workers = workers
-        self.threads = threads
-        self.resources = Resources(cpus=threads, gpus=0.0 if device == "cpu" else 1.0)
+    def __init__(self, settings: AsrConfig, context: BuildContext | None = None) -> None:
+        context = context or BuildContext()
+        self.settings = settings
+        self.models_dir = context.models_dir
+        self.hallucination_filter = settings.hallucination_filter
+        # Whisper on the vocal stem when separation runs: music under speech confuses it
+        self.audio_view = VOCALS_16K if context.separated else AUDIO_16K_MONO
+        self.needs = ("vad", self.audio_view)
+        self.backend_name = settings.backend
+        self.min_speech_s = settings.min_speech_s
+        self.batch_size = (
+            default_batch_size(settings.device)
+            if settings.batch_size is None
+            else settings.batch_size
+        )
+        self.workers = settings.workers
+        self.resources = Resources(
+            cpus=settings.threads, gpus=0.0 if settings.device == "cpu" else 1.0
+        )
         self._backend: AsrBackend | None = None
 
     def _make(self) -> AsrBackend:
-        return make_asr_backend(
-            self.backend_name,
-            self.models_dir,
-            self.model,
-            self.device,
-            self.threads,
-            self.beam_size,
-            self.language,
-            self.compute_type,
-            self.dtype,
-        )
+        return ASR_BACKENDS[self.backend_name](self.settings, self.models_dir)
 
     def fingerprint(self) -> dict[str, Any]:
         return {

@@ -11,11 +11,12 @@ backend, the paper's prompt is used.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from fusionaudio.backends.acoustic_descriptors import describe_signal, words_for
-from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.backends.recording_dsp import describe_recording
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import (
@@ -25,14 +26,43 @@ from fusionaudio.stages.base import (
     Stage,
     StageInput,
 )
-from fusionaudio.stages.experts.llm_backends import AUDIO_LLM_BACKENDS, AudioLLM, make_audio_llm
+from fusionaudio.stages.experts.llm_backends import AudioLLM, openai_audio, qwen2_audio
 from fusionaudio.stages.experts.prompts import load_prompt
+from fusionaudio.stages.settings import BuildContext, RoleConfig, ServerConfig, known_name
 
 
 class DerivedDescriber:
     name = "derived"
     model_id = "derived: YAMNet timeline + acoustic descriptors + recording DSP"
     revision = "v2"
+
+
+DERIVED = "derived"
+# backend name (``experts.audio_description.backend``) -> the audio LLM, not yet loaded;
+# None: no model, the stage derives the description from the tagging timeline and DSP
+AUDIO_DESCRIPTION_BACKENDS: dict[str, Callable[[AudioDescriptionConfig], AudioLLM] | None] = {
+    DERIVED: None,
+    "openai_audio": openai_audio,
+    "qwen2_audio": qwen2_audio,
+}
+
+
+class AudioDescriptionConfig(RoleConfig):
+    backend: str = DERIVED
+    model: str | None = None
+    server: ServerConfig | None = None
+    device: str = "cpu"
+    min_event_confidence: float = Field(0.2, ge=0, le=1)
+    max_events: int = Field(6, ge=1)
+    workers: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("audio_description backend", name, AUDIO_DESCRIPTION_BACKENDS)
+
+    def build(self, context: BuildContext) -> AudioDescriptionStage:
+        return AudioDescriptionStage(self)
 
 
 def event_spans(
@@ -89,39 +119,31 @@ class AudioDescriptionStage(Stage):
     name = "audio_description"
     produces = "audio_description"
 
-    def __init__(
-        self,
-        backend: str = "derived",
-        model: str | None = None,
-        server: ServerSettings | None = None,
-        device: str = "cpu",
-        min_event_confidence: float = 0.2,
-        max_events: int = 6,
-        prompt_version: int = 1,
-        batch_size: int = 4,
-        workers: int = 1,
-    ) -> None:
-        if backend != "derived" and backend not in AUDIO_LLM_BACKENDS:
-            raise ValueError(f"unknown audio_description backend {backend!r}")
-        self.backend_name = backend
-        self.model = model
-        self.server = server
-        self.device = device
-        self.min_event_confidence = min_event_confidence
-        self.max_events = max_events
-        self.prompt_version = prompt_version
+    batch_size = 4
+    prompt_version = 1
+
+    def __init__(self, settings: AudioDescriptionConfig) -> None:
+        self.settings = settings
+        self.backend_name = settings.backend
+        self.min_event_confidence = settings.min_event_confidence
+        self.max_events = settings.max_events
         self.needs = (
             ("tagging", AUDIO_16K_MONO, AUDIO_44K_STEREO)
-            if backend == "derived"
+            if settings.backend == DERIVED
             else (AUDIO_16K_MONO,)
         )
-        self.batch_size = batch_size
-        self.workers = workers
-        self.resources = Resources(cpus=1, gpus=1.0 if device.startswith("cuda") else 0.0)
+        self.workers = settings.workers
+        self.resources = Resources(cpus=1, gpus=1.0 if settings.device.startswith("cuda") else 0.0)
         self._llm: AudioLLM | None = None
 
+    def _make_llm(self) -> AudioLLM:
+        make = AUDIO_DESCRIPTION_BACKENDS[self.backend_name]
+        if make is None:
+            raise ValueError(f"the {self.backend_name} backend has no model")
+        return make(self.settings)
+
     def fingerprint(self) -> dict[str, Any]:
-        if self.backend_name == "derived":
+        if self.backend_name == DERIVED:
             return {
                 "backend": "derived",
                 "version": DerivedDescriber.revision,
@@ -130,15 +152,13 @@ class AudioDescriptionStage(Stage):
             }
         return {
             "backend": self.backend_name,
-            "model": make_audio_llm(
-                self.backend_name, self.model, self.server, self.device
-            ).fingerprint(),
+            "model": self._make_llm().fingerprint(),
             "prompt": load_prompt("audio_description", self.prompt_version).identity,
         }
 
     def setup(self) -> None:
-        if self.backend_name != "derived":
-            self._llm = make_audio_llm(self.backend_name, self.model, self.server, self.device)
+        if self.backend_name != DERIVED:
+            self._llm = self._make_llm()
             self._llm.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:

@@ -8,12 +8,18 @@ from typing import Any
 
 from fusionaudio.schema import Clip, Cue
 from fusionaudio.stages.base import Stage, StageInput
+from fusionaudio.stages.settings import BuildContext, RoleConfig
 
 
 class Manifest:
     name = "manifest"
     model_id = "human or upstream labels from the manifest"
     revision = "n/a"
+
+
+class GivenTagsConfig(RoleConfig):
+    def build(self, context: BuildContext) -> GivenTagsStage:
+        return GivenTagsStage()
 
 
 class GivenTagsStage(Stage):

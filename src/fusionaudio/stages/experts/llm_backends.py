@@ -1,5 +1,5 @@
-"""Choosing an audio or vision language model backend by name (shared by the
-description, music and vision roles)."""
+"""The audio and vision language model backends, built from a role's section; the
+description, music and vision roles name them in their registries."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from fusionaudio.backends.audio_llm import OpenAIAudioLLM, Qwen2AudioTransformers
 from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.backends.vision_llm import OpenAIVisionLLM, Qwen25VLTransformers
+from fusionaudio.stages.settings import ServerConfig, server_settings
 
 
 @runtime_checkable
@@ -38,35 +39,43 @@ class VisionLLM(Protocol):
     def describe_frames(self, frames: list[tuple[float, np.ndarray]], prompt: str) -> str: ...
 
 
-AUDIO_LLM_BACKENDS = ("openai_audio", "qwen2_audio")
-VISION_LLM_BACKENDS = ("openai_vision", "qwen2_5_vl")
+class LLMRoleSettings(Protocol):
+    """What a role that may ask an LLM configures (audio_description, music, vision)."""
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def server(self) -> ServerConfig | None: ...
+
+    @property
+    def device(self) -> str: ...
 
 
-def make_audio_llm(
-    backend: str, model: str | None, server: ServerSettings | None, device: str
-) -> AudioLLM:
-    if backend == "openai_audio":
-        if server is None:
-            raise ValueError("the openai_audio backend needs a server (base_url, model)")
-        return OpenAIAudioLLM(server.client())
-    if backend == "qwen2_audio":
-        if model is None:
-            raise ValueError("the qwen2_audio backend needs model (a folder or hub id)")
-        return Qwen2AudioTransformers(model, device=device)
-    raise ValueError(
-        f"unknown audio LLM backend {backend!r}; known: {', '.join(AUDIO_LLM_BACKENDS)}"
-    )
+def _server(backend: str, settings: LLMRoleSettings) -> ServerSettings:
+    server = server_settings(settings.server)
+    if server is None:
+        raise ValueError(f"the {backend} backend needs a server (base_url, model)")
+    return server
 
 
-def make_vision_llm(
-    backend: str, model: str | None, server: ServerSettings | None, device: str
-) -> VisionLLM:
-    if backend == "openai_vision":
-        if server is None:
-            raise ValueError("the openai_vision backend needs a server (base_url, model)")
-        return OpenAIVisionLLM(server.client())
-    if backend == "qwen2_5_vl":
-        if model is None:
-            raise ValueError("the qwen2_5_vl backend needs model (a folder or hub id)")
-        return Qwen25VLTransformers(model, device=device)
-    raise ValueError(f"unknown vision backend {backend!r}; known: {', '.join(VISION_LLM_BACKENDS)}")
+def _model(backend: str, settings: LLMRoleSettings) -> str:
+    if settings.model is None:
+        raise ValueError(f"the {backend} backend needs model (a folder or hub id)")
+    return settings.model
+
+
+def openai_audio(settings: LLMRoleSettings) -> AudioLLM:
+    return OpenAIAudioLLM(_server("openai_audio", settings).client())
+
+
+def qwen2_audio(settings: LLMRoleSettings) -> AudioLLM:
+    return Qwen2AudioTransformers(_model("qwen2_audio", settings), device=settings.device)
+
+
+def openai_vision(settings: LLMRoleSettings) -> VisionLLM:
+    return OpenAIVisionLLM(_server("openai_vision", settings).client())
+
+
+def qwen2_5_vl(settings: LLMRoleSettings) -> VisionLLM:
+    return Qwen25VLTransformers(_model("qwen2_5_vl", settings), device=settings.device)

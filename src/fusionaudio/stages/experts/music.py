@@ -11,16 +11,18 @@ music prompt is used. See ``docs/cues/recording_music.md``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.audioset_ontology import MusicClasses, music_classes
 from fusionaudio.backends.music_dsp import LibrosaMusicDsp
-from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import ACCOMPANIMENT_16K, AUDIO_16K_MONO, Resources, Stage, StageInput
-from fusionaudio.stages.experts.llm_backends import AUDIO_LLM_BACKENDS, AudioLLM, make_audio_llm
+from fusionaudio.stages.experts.llm_backends import AudioLLM, openai_audio, qwen2_audio
 from fusionaudio.stages.experts.prompts import load_prompt
+from fusionaudio.stages.settings import BuildContext, RoleConfig, ServerConfig, known_name
 
 CUE_VERSION = 2
 """Bumped when the derived output changes (ranked candidates, confidences, sections, vocals)."""
@@ -376,43 +378,62 @@ def vocals_evidence(
     }
 
 
+DERIVED = "derived"
+# backend name (``experts.music.backend``) -> the audio LLM, not yet loaded; None: no
+# model, the stage derives the description from the tagging cue and DSP
+MUSIC_BACKENDS: dict[str, Callable[[MusicConfig], AudioLLM] | None] = {
+    DERIVED: None,
+    "openai_audio": openai_audio,
+    "qwen2_audio": qwen2_audio,
+}
+
+
+class MusicConfig(RoleConfig):
+    backend: str = DERIVED
+    model: str | None = None
+    server: ServerConfig | None = None
+    device: str = "cpu"
+    gate_threshold: float = Field(0.3, ge=0, le=1, description="YAMNet 'Music' score to open")
+    workers: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("music backend", name, MUSIC_BACKENDS)
+
+    def build(self, context: BuildContext) -> MusicStage:
+        return MusicStage(self, context)
+
+
 class MusicStage(Stage):
     name = "music"
     produces = "music"
+    batch_size = 2
+    prompt_version = 1
+    candidate_min_confidence = 0.015
 
-    def __init__(
-        self,
-        audio_view: str = AUDIO_16K_MONO,
-        backend: str = "derived",
-        model: str | None = None,
-        server: ServerSettings | None = None,
-        device: str = "cpu",
-        gate_threshold: float = 0.3,
-        candidate_min_confidence: float = 0.015,
-        prompt_version: int = 1,
-        batch_size: int = 2,
-        workers: int = 1,
-    ) -> None:
-        if backend != "derived" and backend not in AUDIO_LLM_BACKENDS:
-            raise ValueError(f"unknown music backend {backend!r}")
-        self.audio_view = audio_view
-        self.needs = ("tagging", audio_view)
+    def __init__(self, settings: MusicConfig, context: BuildContext | None = None) -> None:
+        context = context or BuildContext()
+        self.settings = settings
+        # the accompaniment stem when separation runs
+        self.audio_view = ACCOMPANIMENT_16K if context.separated else AUDIO_16K_MONO
+        self.needs = ("tagging", self.audio_view)
         # The separated accompaniment comes from the separation stage, whose cue measures
         # the vocal stem's energy share: vocals evidence beside the singing tags.
-        self.wants = ("separation",) if audio_view == ACCOMPANIMENT_16K else ()
-        self.backend_name = backend
-        self.model = model
-        self.server = server
-        self.device = device
-        self.gate_threshold = gate_threshold
-        self.candidate_min_confidence = candidate_min_confidence
-        self.prompt_version = prompt_version
-        self.batch_size = batch_size
-        self.workers = workers
-        self.resources = Resources(cpus=1, gpus=1.0 if device.startswith("cuda") else 0.0)
+        self.wants = ("separation",) if self.audio_view == ACCOMPANIMENT_16K else ()
+        self.backend_name = settings.backend
+        self.gate_threshold = settings.gate_threshold
+        self.workers = settings.workers
+        self.resources = Resources(cpus=1, gpus=1.0 if settings.device.startswith("cuda") else 0.0)
         self._classes: MusicClasses | None = None
         self._dsp: LibrosaMusicDsp | None = None
         self._llm: AudioLLM | None = None
+
+    def _make_llm(self) -> AudioLLM:
+        make = MUSIC_BACKENDS[self.backend_name]
+        if make is None:
+            raise ValueError(f"the {self.backend_name} backend has no model")
+        return make(self.settings)
 
     def fingerprint(self) -> dict[str, Any]:
         base: dict[str, Any] = {
@@ -420,7 +441,7 @@ class MusicStage(Stage):
             "audio_view": self.audio_view,
             "gate_threshold": self.gate_threshold,
         }
-        if self.backend_name == "derived":
+        if self.backend_name == DERIVED:
             return {
                 **base,
                 "candidate_min_confidence": self.candidate_min_confidence,
@@ -429,19 +450,17 @@ class MusicStage(Stage):
             }
         return {
             **base,
-            "model": make_audio_llm(
-                self.backend_name, self.model, self.server, self.device
-            ).fingerprint(),
+            "model": self._make_llm().fingerprint(),
             "prompt": load_prompt("music_description", self.prompt_version).identity,
         }
 
     def setup(self) -> None:
         self._classes = music_classes()
-        if self.backend_name == "derived":
+        if self.backend_name == DERIVED:
             self._dsp = LibrosaMusicDsp()
             self._dsp.warm_up()
         else:
-            self._llm = make_audio_llm(self.backend_name, self.model, self.server, self.device)
+            self._llm = self._make_llm()
             self._llm.setup()
 
     def gate(self, posteriors: dict[str, float]) -> dict[str, Any]:

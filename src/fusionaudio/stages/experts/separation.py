@@ -7,11 +7,12 @@ the stems' energies also tell fusion whether a voice stands out from the backgro
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.htdemucs_torch import HTDemucsTorch
 from fusionaudio.backends.spleeter_torch import SpleeterTorch
@@ -25,6 +26,7 @@ from fusionaudio.stages.base import (
     StageInput,
     StageOutput,
 )
+from fusionaudio.stages.settings import BuildContext, RoleConfig, known_name
 
 
 @runtime_checkable
@@ -35,19 +37,48 @@ class SeparatorBackend(Protocol):
 
     def setup(self) -> None: ...
 
+    def fingerprint(self) -> dict[str, str]: ...
+
     def separate(self, stereo_44k: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-def _backend(
-    name: str, threads: int, model_path: Path | None, model_name: str, device: str
-) -> SeparatorBackend:
-    if name == "spleeter_torch":
-        return SpleeterTorch(threads=threads)
-    if name == "htdemucs":
-        if model_path is None:
-            raise ValueError("the htdemucs backend needs model_path (a .th file or a model repo)")
-        return HTDemucsTorch(model_path, model_name=model_name, device=device, threads=threads)
-    raise ValueError(f"unknown separation backend {name!r}; known: spleeter_torch, htdemucs")
+def _spleeter(settings: SeparationConfig) -> SeparatorBackend:
+    return SpleeterTorch(threads=settings.threads)
+
+
+def _htdemucs(settings: SeparationConfig) -> SeparatorBackend:
+    if settings.model_path is None:
+        raise ValueError("the htdemucs backend needs model_path (a .th file or a model repo)")
+    return HTDemucsTorch(
+        settings.model_path,
+        model_name=settings.model_name,
+        device=settings.device,
+        threads=settings.threads,
+    )
+
+
+# backend name (``experts.separation.backend``) -> the backend, not yet loaded
+SEPARATION_BACKENDS: dict[str, Callable[[SeparationConfig], SeparatorBackend]] = {
+    "spleeter_torch": _spleeter,
+    "htdemucs": _htdemucs,
+}
+
+
+class SeparationConfig(RoleConfig):
+    backend: str = "spleeter_torch"
+    model_path: Path | None = Field(None, description="htdemucs: a .th file or a local model repo")
+    model_name: str = Field("htdemucs", description="htdemucs: the bag to load from a repo folder")
+    device: str = "cpu"
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("separation backend", name, SEPARATION_BACKENDS)
+
+    def build(self, context: BuildContext) -> SeparationStage:
+        return SeparationStage(self)
 
 
 class SeparationStage(Stage):
@@ -56,37 +87,33 @@ class SeparationStage(Stage):
     produces = "separation"
     provides_views = (VOCALS_16K, ACCOMPANIMENT_16K)
 
-    def __init__(
-        self,
-        backend: str = "spleeter_torch",
-        model_path: Path | None = None,
-        model_name: str = "htdemucs",
-        device: str = "cpu",
-        batch_size: int = 1,
-        workers: int = 1,
-        threads: int = 1,
-    ) -> None:
-        self.backend_name = backend
-        self.model_path = model_path
-        self.model_name = model_name
-        self.device = device
-        self.batch_size = batch_size
-        self.workers = workers
-        self.threads = threads
-        self.resources = Resources(cpus=threads, gpus=1.0 if device.startswith("cuda") else 0.0)
+    def __init__(self, settings: SeparationConfig) -> None:
+        self.settings = settings
+        self.backend_name = settings.backend
+        self.workers = settings.workers
+        self.resources = Resources(
+            cpus=settings.threads, gpus=1.0 if settings.device.startswith("cuda") else 0.0
+        )
         self._backend: SeparatorBackend | None = None
 
+    def _make(self) -> SeparatorBackend:
+        return SEPARATION_BACKENDS[self.backend_name](self.settings)
+
     def fingerprint(self) -> dict[str, Any]:
-        if self.backend_name == "spleeter_torch":
-            model = SpleeterTorch.fingerprint()
+        model: dict[str, str]
+        if self.backend_name == "htdemucs":
+            # Keyed by the configured path and bag, not by the weights' content (which
+            # HTDemucsTorch.fingerprint has): the key existing runs' caches were written with.
+            model = {
+                "model_path": str(self.settings.model_path),
+                "model_name": self.settings.model_name,
+            }
         else:
-            model = {"model_path": str(self.model_path), "model_name": self.model_name}
+            model = self._make().fingerprint()
         return {"backend": self.backend_name, "model": model}
 
     def setup(self) -> None:
-        self._backend = _backend(
-            self.backend_name, self.threads, self.model_path, self.model_name, self.device
-        )
+        self._backend = self._make()
         self._backend.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[StageOutput]:

@@ -10,16 +10,18 @@ of repetitions for event-like sources.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.sound_sources import SOURCES_VERSION, sound_sources
-from fusionaudio.backends.yamnet_onnx import Precision, YamnetOnnx
+from fusionaudio.backends.yamnet_onnx import YamnetOnnx
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.settings import BuildContext, RoleConfig, known_name
 
 
 @runtime_checkable
@@ -33,14 +35,43 @@ class TaggerBackend(Protocol):
 
     def setup(self) -> None: ...
 
+    def fingerprint(self) -> dict[str, str]: ...
+
     def patch_scores(self, signal: np.ndarray) -> np.ndarray: ...
 
 
-def _yamnet(models_dir: Path, threads: int, precision: Precision) -> TaggerBackend:
-    return YamnetOnnx(models_dir=models_dir, threads=threads, precision=precision)
+def _yamnet(settings: TaggingConfig, models_dir: Path) -> TaggerBackend:
+    return YamnetOnnx(models_dir=models_dir, threads=settings.threads, precision=settings.precision)
 
 
-TAGGER_BACKENDS = {"yamnet_onnx": (_yamnet, YamnetOnnx.fingerprint)}
+# backend name (``experts.tagging.backend``) -> the backend, not yet loaded
+TAGGER_BACKENDS: dict[str, Callable[[TaggingConfig, Path], TaggerBackend]] = {
+    "yamnet_onnx": _yamnet
+}
+
+
+class TaggingConfig(RoleConfig):
+    backend: str = "yamnet_onnx"
+    precision: Literal["float32", "int8"] = Field(
+        "float32",
+        description="float32: the shipped w8a8 YAMNet turned into its float network (better "
+        "tags, batched); int8: the shipped graph as is",
+    )
+    top_k: int = Field(10, ge=1)
+    timeline_top_k: int = Field(3, ge=1)
+    timeline_min_confidence: float = Field(0.1, ge=0, le=1)
+    posterior_min: float = Field(0.01, ge=0, le=1)
+    batch_size: int = Field(8, ge=1)
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("tagging backend", name, TAGGER_BACKENDS)
+
+    def build(self, context: BuildContext) -> TaggingStage:
+        return TaggingStage(self, context)
 
 
 def summarise_scores(
@@ -85,40 +116,26 @@ class TaggingStage(Stage):
     needs = (AUDIO_16K_MONO,)
     produces = "tagging"
 
-    def __init__(
-        self,
-        models_dir: Path,
-        backend: str = "yamnet_onnx",
-        top_k: int = 10,
-        timeline_top_k: int = 3,
-        timeline_min_confidence: float = 0.1,
-        posterior_min: float = 0.01,
-        batch_size: int = 8,
-        workers: int = 1,
-        threads: int = 1,
-        precision: Precision = "float32",
-    ) -> None:
-        if backend not in TAGGER_BACKENDS:
-            raise ValueError(
-                f"unknown tagging backend {backend!r}; known: {sorted(TAGGER_BACKENDS)}"
-            )
-        self.models_dir = models_dir
-        self.backend_name = backend
-        self.top_k = top_k
-        self.timeline_top_k = timeline_top_k
-        self.timeline_min_confidence = timeline_min_confidence
-        self.posterior_min = posterior_min
-        self.batch_size = batch_size
-        self.workers = workers
-        self.threads = threads
-        self.precision: Precision = precision
-        self.resources = Resources(cpus=threads)
+    def __init__(self, settings: TaggingConfig, context: BuildContext | None = None) -> None:
+        self.settings = settings
+        self.models_dir = (context or BuildContext()).models_dir
+        self.backend_name = settings.backend
+        self.top_k = settings.top_k
+        self.timeline_top_k = settings.timeline_top_k
+        self.timeline_min_confidence = settings.timeline_min_confidence
+        self.posterior_min = settings.posterior_min
+        self.batch_size = settings.batch_size
+        self.workers = settings.workers
+        self.resources = Resources(cpus=settings.threads)
         self._backend: TaggerBackend | None = None
+
+    def _make(self) -> TaggerBackend:
+        return TAGGER_BACKENDS[self.backend_name](self.settings, self.models_dir)
 
     def fingerprint(self) -> dict[str, Any]:
         return {
             "backend": self.backend_name,
-            "model": TAGGER_BACKENDS[self.backend_name][1](self.precision),
+            "model": self._make().fingerprint(),
             "top_k": self.top_k,
             "timeline_top_k": self.timeline_top_k,
             "timeline_min_confidence": self.timeline_min_confidence,
@@ -127,9 +144,7 @@ class TaggingStage(Stage):
         }
 
     def setup(self) -> None:
-        self._backend = TAGGER_BACKENDS[self.backend_name][0](
-            self.models_dir, self.threads, self.precision
-        )
+        self._backend = self._make()
         self._backend.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:

@@ -7,14 +7,16 @@ where this expert found speech.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.silero_vad_onnx import SileroVadOnnx
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.settings import BuildContext, RoleConfig, known_name
 
 
 @runtime_checkable
@@ -26,14 +28,35 @@ class VadBackend(Protocol):
 
     def setup(self) -> None: ...
 
+    def fingerprint(self) -> dict[str, str]: ...
+
     def speech_probabilities(self, batch: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
-def _silero(threads: int) -> VadBackend:
-    return SileroVadOnnx(threads=threads)
+def _silero(settings: VadConfig) -> VadBackend:
+    return SileroVadOnnx(threads=settings.threads)
 
 
-VAD_BACKENDS = {"silero_onnx": (_silero, SileroVadOnnx.fingerprint)}
+# backend name (the config's ``experts.vad.backend``) -> the backend, not yet loaded
+VAD_BACKENDS: dict[str, Callable[[VadConfig], VadBackend]] = {"silero_onnx": _silero}
+
+
+class VadConfig(RoleConfig):
+    backend: str = "silero_onnx"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    min_speech_s: float = Field(0.25, ge=0)
+    min_silence_s: float = Field(0.1, ge=0)
+    batch_size: int = Field(8, ge=1)
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("vad backend", name, VAD_BACKENDS)
+
+    def build(self, context: BuildContext) -> VadStage:
+        return VadStage(self)
 
 
 def speech_segments(
@@ -70,39 +93,31 @@ class VadStage(Stage):
     needs = (AUDIO_16K_MONO,)
     produces = "vad"
 
-    def __init__(
-        self,
-        backend: str = "silero_onnx",
-        threshold: float = 0.5,
-        min_speech_s: float = 0.25,
-        min_silence_s: float = 0.1,
-        batch_size: int = 8,
-        workers: int = 1,
-        threads: int = 1,
-    ) -> None:
-        if backend not in VAD_BACKENDS:
-            raise ValueError(f"unknown vad backend {backend!r}; known: {sorted(VAD_BACKENDS)}")
-        self.backend_name = backend
-        self.threshold = threshold
-        self.min_speech_s = min_speech_s
-        self.min_silence_s = min_silence_s
-        self.batch_size = batch_size
-        self.workers = workers
-        self.threads = threads
-        self.resources = Resources(cpus=threads)
+    def __init__(self, settings: VadConfig) -> None:
+        self.settings = settings
+        self.backend_name = settings.backend
+        self.threshold = settings.threshold
+        self.min_speech_s = settings.min_speech_s
+        self.min_silence_s = settings.min_silence_s
+        self.batch_size = settings.batch_size
+        self.workers = settings.workers
+        self.resources = Resources(cpus=settings.threads)
         self._backend: VadBackend | None = None
+
+    def _make(self) -> VadBackend:
+        return VAD_BACKENDS[self.backend_name](self.settings)
 
     def fingerprint(self) -> dict[str, Any]:
         return {
             "backend": self.backend_name,
-            "model": VAD_BACKENDS[self.backend_name][1](),
+            "model": self._make().fingerprint(),
             "threshold": self.threshold,
             "min_speech_s": self.min_speech_s,
             "min_silence_s": self.min_silence_s,
         }
 
     def setup(self) -> None:
-        self._backend = VAD_BACKENDS[self.backend_name][0](self.threads)
+        self._backend = self._make()
         self._backend.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:

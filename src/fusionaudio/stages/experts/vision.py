@@ -8,76 +8,90 @@ the audio.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from fusionaudio.backends.imagenet_vision import ImagenetFacesOcr
-from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.media.frames import VideoFrame
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import VIDEO_FRAMES, Resources, Stage, StageInput
-from fusionaudio.stages.experts.llm_backends import VISION_LLM_BACKENDS, VisionLLM, make_vision_llm
+from fusionaudio.stages.experts.llm_backends import VisionLLM, openai_vision, qwen2_5_vl
 from fusionaudio.stages.experts.prompts import load_prompt
+from fusionaudio.stages.settings import BuildContext, RoleConfig, ServerConfig, known_name
+
+LOCAL = "imagenet_faces_ocr"
+# backend name (``experts.vision.backend``) -> the vision LLM, not yet loaded; None: the
+# local ImageNet classes, faces and OCR (``backends/imagenet_vision.py``), no prompt
+VISION_BACKENDS: dict[str, Callable[[VisionConfig], VisionLLM] | None] = {
+    LOCAL: None,
+    "openai_vision": openai_vision,
+    "qwen2_5_vl": qwen2_5_vl,
+}
+
+
+class VisionConfig(RoleConfig):
+    backend: str = LOCAL
+    model: str | None = None
+    server: ServerConfig | None = None
+    device: str = "cpu"
+    top_k: int = Field(3, ge=1)
+    min_confidence: float = Field(0.1, ge=0, le=1)
+    ocr: bool = True
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("vision backend", name, VISION_BACKENDS)
+
+    def build(self, context: BuildContext) -> VisionStage:
+        return VisionStage(self)
 
 
 class VisionStage(Stage):
     name = "vision"
     needs = (VIDEO_FRAMES,)
     produces = "vision"
+    prompt_version = 1
 
-    def __init__(
-        self,
-        backend: str = "imagenet_faces_ocr",
-        model: str | None = None,
-        server: ServerSettings | None = None,
-        device: str = "cpu",
-        top_k: int = 3,
-        min_confidence: float = 0.1,
-        ocr: bool = True,
-        prompt_version: int = 1,
-        batch_size: int = 1,
-        workers: int = 1,
-        threads: int = 1,
-    ) -> None:
-        if backend != "imagenet_faces_ocr" and backend not in VISION_LLM_BACKENDS:
-            raise ValueError(f"unknown vision backend {backend!r}")
-        self.backend_name = backend
-        self.model = model
-        self.server = server
-        self.device = device
-        self.top_k = top_k
-        self.min_confidence = min_confidence
-        self.ocr = ocr
-        self.prompt_version = prompt_version
-        self.batch_size = batch_size
-        self.workers = workers
-        self.threads = threads
-        self.resources = Resources(cpus=threads, gpus=1.0 if device.startswith("cuda") else 0.0)
+    def __init__(self, settings: VisionConfig) -> None:
+        self.settings = settings
+        self.backend_name = settings.backend
+        self.workers = settings.workers
+        self.resources = Resources(
+            cpus=settings.threads, gpus=1.0 if settings.device.startswith("cuda") else 0.0
+        )
         self._local: ImagenetFacesOcr | None = None
         self._llm: VisionLLM | None = None
 
+    def _make_local(self) -> ImagenetFacesOcr:
+        s = self.settings
+        return ImagenetFacesOcr(s.threads, s.top_k, s.min_confidence, s.ocr)
+
+    def _make_llm(self) -> VisionLLM:
+        make = VISION_BACKENDS[self.backend_name]
+        if make is None:
+            raise ValueError(f"the {self.backend_name} backend is no LLM")
+        return make(self.settings)
+
     def fingerprint(self) -> dict[str, Any]:
-        if self.backend_name == "imagenet_faces_ocr":
-            return {
-                "backend": self.backend_name,
-                "model": ImagenetFacesOcr(
-                    self.threads, self.top_k, self.min_confidence, self.ocr
-                ).fingerprint(),
-            }
+        if self.backend_name == LOCAL:
+            return {"backend": self.backend_name, "model": self._make_local().fingerprint()}
         return {
             "backend": self.backend_name,
-            "model": make_vision_llm(
-                self.backend_name, self.model, self.server, self.device
-            ).fingerprint(),
+            "model": self._make_llm().fingerprint(),
             "prompt": load_prompt("vision", self.prompt_version).identity,
         }
 
     def setup(self) -> None:
-        if self.backend_name == "imagenet_faces_ocr":
-            self._local = ImagenetFacesOcr(self.threads, self.top_k, self.min_confidence, self.ocr)
+        if self.backend_name == LOCAL:
+            self._local = self._make_local()
             self._local.setup()
         else:
-            self._llm = make_vision_llm(self.backend_name, self.model, self.server, self.device)
+            self._llm = self._make_llm()
             self._llm.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:

@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.audioset_ontology import music_classes
 from fusionaudio.backends.voice_dsp import MIN_SPEAKER_CONFIDENCE, VoiceDsp
 from fusionaudio.schema import Cue
-from fusionaudio.stages.base import AUDIO_16K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.base import AUDIO_16K_MONO, VOCALS_16K, Resources, Stage, StageInput
+from fusionaudio.stages.settings import BuildContext, RoleConfig, known_name
 
 SINGING_THRESHOLD = 0.5
 TAG_SINGING_FULL = 0.3  # a YAMNet Singing-class score at which the tag evidence is full
@@ -32,18 +34,36 @@ class VoiceBackend(Protocol):
 
     def warm_up(self) -> None: ...
 
+    def fingerprint(self) -> dict[str, Any]: ...
+
     def analyse(
         self, signal: np.ndarray, sr: int, segments: Sequence[tuple[float, float]]
     ) -> dict[str, Any]: ...
 
 
-def _dsp(max_speech_s: float) -> VoiceBackend:
-    return VoiceDsp(max_speech_s)
+def _dsp(settings: VoiceConfig) -> VoiceBackend:
+    return VoiceDsp(settings.max_speech_s)
 
 
-VOICE_BACKENDS: dict[str, tuple[Callable[[float], VoiceBackend], Callable[[], dict[str, Any]]]] = {
-    "dsp": (_dsp, VoiceDsp.fingerprint)
-}
+# backend name (``experts.voice.backend``) -> the backend, not yet warmed up
+VOICE_BACKENDS: dict[str, Callable[[VoiceConfig], VoiceBackend]] = {"dsp": _dsp}
+
+
+class VoiceConfig(RoleConfig):
+    """What the voice sounds like: pitch, likely speaker, rate, singing, turns (DSP)."""
+
+    backend: str = "dsp"
+    max_speech_s: float = Field(30.0, gt=0, description="speech analysed per clip, at most")
+    min_speech_s: float = Field(0.3, ge=0, description="less VAD speech: present false")
+    workers: int = Field(1, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("voice backend", name, VOICE_BACKENDS)
+
+    def build(self, context: BuildContext) -> VoiceStage:
+        return VoiceStage(self, context)
 
 
 def singing_confidence(
@@ -66,34 +86,30 @@ class VoiceStage(Stage):
     name = "voice"
     produces = "voice"
 
-    def __init__(
-        self,
-        audio_view: str = AUDIO_16K_MONO,
-        backend: str = "dsp",
-        use_tagging: bool = True,
-        max_speech_s: float = 30.0,
-        min_speech_s: float = 0.3,
-        workers: int = 1,
-    ) -> None:
-        if backend not in VOICE_BACKENDS:
-            raise ValueError(f"unknown voice backend {backend!r}; known: {sorted(VOICE_BACKENDS)}")
-        self.audio_view = audio_view
-        self.needs = ("vad", audio_view)
+    def __init__(self, settings: VoiceConfig, context: BuildContext | None = None) -> None:
+        context = context or BuildContext()
+        self.settings = settings
+        # the vocal stem when separation runs
+        self.audio_view = VOCALS_16K if context.separated else AUDIO_16K_MONO
+        self.needs = ("vad", self.audio_view)
         # The tagging cue is used when that expert is on; it is no need, so a run
         # without the tagger still has a voice cue (singing then rests on DSP alone).
-        self.wants = ("tagging",) if use_tagging else ()
-        self.backend_name = backend
-        self.max_speech_s = max_speech_s
-        self.min_speech_s = min_speech_s
-        self.workers = workers
+        self.wants = ("tagging",) if context.tagging else ()
+        self.backend_name = settings.backend
+        self.max_speech_s = settings.max_speech_s
+        self.min_speech_s = settings.min_speech_s
+        self.workers = settings.workers
         self.resources = Resources(cpus=1)
         self._backend: VoiceBackend | None = None
         self._singing: frozenset[str] = frozenset()
 
+    def _make(self) -> VoiceBackend:
+        return VOICE_BACKENDS[self.backend_name](self.settings)
+
     def fingerprint(self) -> dict[str, Any]:
         return {
             "backend": self.backend_name,
-            "dsp": VOICE_BACKENDS[self.backend_name][1](),
+            "dsp": self._make().fingerprint(),
             "audio_view": self.audio_view,
             "uses_tagging": bool(self.wants),
             "max_speech_s": self.max_speech_s,
@@ -103,7 +119,7 @@ class VoiceStage(Stage):
 
     def setup(self) -> None:
         self._singing = music_classes().singing
-        self._backend = VOICE_BACKENDS[self.backend_name][0](self.max_speech_s)
+        self._backend = self._make()
         self._backend.warm_up()
 
     def _tag_singing(self, item: StageInput) -> tuple[float | None, str | None]:

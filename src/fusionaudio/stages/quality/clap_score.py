@@ -7,76 +7,137 @@ record is written, from the config, so changing a threshold runs no model.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import Field, field_validator
 
 from fusionaudio.backends.clap_transformers import TransformersClap
 from fusionaudio.backends.pseudo_clap import PseudoClap
 from fusionaudio.clap.scorer import CheckpointScorer
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, AUDIO_48K_MONO, Resources, Stage, StageInput
+from fusionaudio.stages.settings import Strict, known_name
 
-ScorerName = Literal["pseudo_clap", "clap_transformers", "clap_checkpoint"]
 RATE_VIEWS = {16_000: AUDIO_16K_MONO, 48_000: AUDIO_48K_MONO}
+
+
+class AudioTextScorer(Protocol):
+    """A CLAP model: captions against the clip's 48 kHz mono audio."""
+
+    name: str
+    model_id: str
+    revision: str
+
+    def setup(self) -> None: ...
+
+    def fingerprint(self) -> dict[str, str]: ...
+
+    def score(self, signal: np.ndarray, texts: list[str]) -> list[float]: ...
+
+
+# Scorers that need another input than the 48 kHz audio have their own path in the stage:
+# the pseudo-CLAP proxy scores the tagger's posteriors, a train-clap checkpoint a batch
+# at its family's sample rate.
+Scorer = PseudoClap | CheckpointScorer | AudioTextScorer
+
+
+def _pseudo_clap(settings: QualityConfig) -> Scorer:
+    return PseudoClap()
+
+
+def _clap_transformers(settings: QualityConfig) -> Scorer:
+    if settings.model is None:
+        raise ValueError("the clap_transformers scorer needs model (a folder or hub id)")
+    return TransformersClap(settings.model, device=settings.device)
+
+
+def _clap_checkpoint(settings: QualityConfig) -> Scorer:
+    if settings.model is None:
+        raise ValueError("the clap_checkpoint scorer needs model (a train-clap folder)")
+    return CheckpointScorer(Path(settings.model), settings.device)
+
+
+# scorer name (``quality.scorer``) -> the scorer, not yet loaded
+SCORERS: dict[str, Callable[[QualityConfig], Scorer]] = {
+    "pseudo_clap": _pseudo_clap,
+    "clap_transformers": _clap_transformers,
+    "clap_checkpoint": _clap_checkpoint,
+}
+
+# Cosine thresholds per scorer; a trained checkpoint's should be calibrated (calibrate).
+DEFAULT_THRESHOLDS = {"clap_transformers": 0.08, "pseudo_clap": 0.2, "clap_checkpoint": 0.1}
+
+
+class QualityConfig(Strict):
+    """CLAP-style scoring of each caption against its audio, and claim checks."""
+
+    enabled: bool = True
+    scorer: str = "pseudo_clap"
+    model: str | None = Field(
+        None,
+        description="clap_transformers: a CLAP folder or hub id; clap_checkpoint: a train-clap folder",
+    )
+    device: str = "cpu"
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_THRESHOLDS),
+        description="per scorer: captions scoring below are filtered (the paper: 0.08 for LAION-CLAP)",
+    )
+    claims: Literal["warn", "filter"] = "filter"
+    workers: int = Field(1, ge=1)
+
+    @field_validator("scorer")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return known_name("scorer", name, SCORERS)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _keep_other_defaults(cls, value: dict[str, float]) -> dict[str, float]:
+        """Setting one scorer's threshold keeps the defaults of the others."""
+        return {**DEFAULT_THRESHOLDS, **value}
+
+    def threshold(self) -> float:
+        if self.scorer not in self.thresholds:
+            raise ValueError(f"quality.thresholds has no entry for the scorer {self.scorer!r}")
+        return self.thresholds[self.scorer]
 
 
 class ClapScoreStage(Stage):
     name = "clap"
     produces = "clap"
+    batch_size = 8
 
-    def __init__(
-        self,
-        scorer: ScorerName = "pseudo_clap",
-        model: str | None = None,
-        device: str = "cpu",
-        batch_size: int = 8,
-        workers: int = 1,
-        threads: int = 1,
-    ) -> None:
-        self.scorer = scorer
-        self.model = model
-        self.device = device
+    def __init__(self, settings: QualityConfig) -> None:
+        self.scorer = settings.scorer
+        # Built now, not in setup(): a checkpoint's family decides the view this stage
+        # needs. No scorer loads its model before setup().
+        self._backend = SCORERS[settings.scorer](settings)
         self._trained: CheckpointScorer | None = None
-        if scorer == "pseudo_clap":
-            self.needs = ("fusion", "tagging")
-        elif scorer == "clap_transformers":
-            if model is None:
-                raise ValueError("the clap_transformers scorer needs model (a folder or hub id)")
-            self.needs = ("fusion", AUDIO_48K_MONO)
-        elif scorer == "clap_checkpoint":
-            if model is None:
-                raise ValueError("the clap_checkpoint scorer needs model (a train-clap folder)")
-            self._trained = CheckpointScorer(Path(model), device)
+        if isinstance(self._backend, CheckpointScorer):
+            self._trained = self._backend
             self.needs = ("fusion", RATE_VIEWS[self._trained.sample_rate])
+        elif isinstance(self._backend, PseudoClap):
+            self.needs = ("fusion", "tagging")
         else:
-            raise ValueError(
-                f"unknown scorer {scorer!r}; known: pseudo_clap, clap_transformers, clap_checkpoint"
-            )
-        self.batch_size = batch_size
-        self.workers = workers
-        self.threads = threads
-        self.resources = Resources(cpus=threads, gpus=1.0 if device.startswith("cuda") else 0.0)
+            self.needs = ("fusion", AUDIO_48K_MONO)
+        self.workers = settings.workers
+        self.resources = Resources(cpus=1, gpus=1.0 if settings.device.startswith("cuda") else 0.0)
         self._pseudo: PseudoClap | None = None
-        self._clap: TransformersClap | None = None
+        self._clap: AudioTextScorer | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        if self.scorer == "pseudo_clap":
-            return {"scorer": self.scorer, "model": PseudoClap(threads=self.threads).fingerprint()}
-        if self._trained is not None:
-            return {"scorer": self.scorer, "model": self._trained.fingerprint()}
-        return {"scorer": self.scorer, "model": TransformersClap(str(self.model)).fingerprint()}
+        return {"scorer": self.scorer, "model": self._backend.fingerprint()}
 
     def setup(self) -> None:
-        if self.scorer == "pseudo_clap":
-            self._pseudo = PseudoClap(threads=self.threads)
-            self._pseudo.setup()
-        elif self._trained is not None:
-            self._trained.setup()
-        else:
-            assert self.model is not None
-            self._clap = TransformersClap(self.model, device=self.device)
-            self._clap.setup()
+        backend = self._backend
+        backend.setup()
+        if isinstance(backend, PseudoClap):
+            self._pseudo = backend
+        elif not isinstance(backend, CheckpointScorer):
+            self._clap = backend
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
         if self._trained is not None:
