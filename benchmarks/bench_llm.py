@@ -1,38 +1,42 @@
-"""Fusion and QA with the offline LLM: seconds per clip and tokens per second, in-process
-(llama-cpp-python) and through a local llama.cpp server at concurrency 1 and 4.
+"""Fusion with the offline LLM on real recordings: seconds per clip, in-process at stage
+batch sizes 1, 2 and 4 (parallel sequences of one llama.cpp context), and optionally
+through a local llama.cpp server at concurrency 1 and 4.
 
-The experts run first (not timed); then each mode fuses the same clips. Baselines in the
-same run: in-process fusion for the server, concurrency 1 for concurrency 4.
-Usage: python benchmarks/bench_llm.py [--model qwen2.5-coder-1.5b] [--threads 2]
+The experts run first on N real clips, one per class (not timed); then each mode fuses
+the same clips. The baseline, in the same run, is one answer at a time through
+llama-cpp-python's ``create_chat_completion`` (what peer scripts do, and what this
+backend did before the parallel decoder).
+Usage: python benchmarks/bench_llm.py [--clips 12] [--model qwen2.5-coder-1.5b] [--threads 2] [--server]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from fusionaudio.backends.gguf_models import resolve_gguf
+from fusionaudio.backends.llm import GenerationRequest, LLMReply
 from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.config import RunConfig, load_config
 from fusionaudio.pipeline.run import run
 from fusionaudio.schema import Clip, ClipResult, Cue
 from fusionaudio.stages.base import StageInput
 from fusionaudio.stages.fusion.fusion import FusionStage
-from fusionaudio.stages.fusion.generation import AnswerRejected
 from fusionaudio.stages.fusion.llm_choice import LLMSettings
-from fusionaudio.stages.fusion.qa import QAStage
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sounds"
 EXPERTS = (
     "given_tags",
     "vad",
@@ -45,10 +49,20 @@ EXPERTS = (
 )
 
 
-def expert_inputs(config: RunConfig, work: Path) -> list[StageInput]:
+def expert_inputs(config: RunConfig, work: Path, clips: int) -> list[StageInput]:
+    """The experts' cues for the first ``clips`` classes of the labelled recordings."""
+    seen: set[str] = set()
+    lines = ["path,clip_id"]
+    for line in (SOUNDS / "labels.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["class"] not in seen and len(seen) < clips:
+            seen.add(row["class"])
+            lines.append(f"{SOUNDS / row['path']},{row['class']}")
+    manifest = work / "clips.csv"
+    manifest.write_text("\n".join(lines) + "\n")
     data = config.model_dump(mode="json")
     data["fusion"]["enabled"] = False
-    run(EXAMPLES, work / "experts", RunConfig.model_validate(data))
+    run(manifest, work / "experts", RunConfig.model_validate(data))
     items = []
     for line in (work / "experts" / "results.jsonl").read_text().splitlines():
         record = ClipResult.from_dict(json.loads(line))
@@ -56,32 +70,71 @@ def expert_inputs(config: RunConfig, work: Path) -> list[StageInput]:
     return items
 
 
-def timed(
-    stage: FusionStage | QAStage, items: list[StageInput], concurrency: int
-) -> tuple[float, list[tuple[StageInput, Cue]]]:
-    """Wall time over all clips. A clip whose answers never pass validation is reported
-    (the pipeline would record it as that clip's error); its time stays in the wall."""
+class CreateChatCompletion:
+    """The baseline: llama-cpp-python's chat completion, one answer at a time."""
 
-    def one(item: StageInput) -> tuple[StageInput, Cue] | None:
-        try:
-            return item, stage([item])[0]
-        except AnswerRejected as exc:
-            print(f"  {item.clip.clip_id}: {exc}")
-            return None
+    name = "llama_cpp"
+    model_id = "baseline"
+    revision = "create_chat_completion"
 
+    def __init__(self, gguf: Path, threads: int) -> None:
+        from llama_cpp import Llama
+
+        self._llm = Llama(
+            model_path=str(gguf), n_ctx=4096, n_threads=threads, verbose=False, seed=0
+        )
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
+        replies = []
+        for r in requests:
+            started = time.perf_counter()
+            out: Any = self._llm.create_chat_completion(
+                messages=r.messages,  # type: ignore[arg-type]
+                max_tokens=r.max_tokens,
+                temperature=r.temperature,
+                seed=r.seed,
+                response_format={"type": "json_object", "schema": r.json_schema},  # type: ignore[typeddict-item]
+            )
+            usage = out["usage"]
+            replies.append(
+                LLMReply(
+                    out["choices"][0]["message"]["content"] or "",
+                    usage["prompt_tokens"],
+                    usage["completion_tokens"],
+                    time.perf_counter() - started,
+                )
+            )
+        return replies
+
+
+def fuse_all(stage: FusionStage, items: list[StageInput]) -> tuple[float, list[Cue]]:
+    """Wall time to fuse every clip in stage batches, after one warm-up clip (loads the
+    model, caches the instruction prefix)."""
+    stage([items[0]])
     started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        done = [pair for pair in pool.map(one, items) if pair is not None]
-    return time.perf_counter() - started, done
+    cues: list[Cue] = []
+    for i in range(0, len(items), stage.batch_size):
+        cues += stage(items[i : i + stage.batch_size])
+    return time.perf_counter() - started, cues
 
 
-def report(name: str, wall: float, done: list[tuple[StageInput, Cue]], clips: int) -> None:
-    cues = [cue for _, cue in done]
-    completion = sum(c.output.get("tokens", {}).get("completion", 0) for c in cues)
-    prompt = sum(c.output.get("tokens", {}).get("prompt", 0) for c in cues)
+def report(name: str, wall: float, cues: list[Cue], baseline: float | None) -> None:
+    written = [c.output for c in cues if not c.output.get("uncertain")]
+    by_llm = sum(o.get("realized_by") == "llm" for o in written)
+    completion = sum(o.get("tokens", {}).get("completion", 0) for o in written)
+    ratio = "" if baseline is None else f"  {baseline / wall:4.2f}x baseline"
     print(
-        f"{name:34s} {wall / clips:6.1f} s/clip  {completion / wall:5.2f} completion tok/s  ({prompt} prompt + {completion} completion tokens)"
+        f"{name:40s} {wall / len(cues):5.2f} s/clip{ratio}  "
+        f"({by_llm}/{len(written)} by the LLM, {completion} completion tokens)",
+        flush=True,
     )
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 def free_port() -> int:
@@ -92,35 +145,40 @@ def free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--server", action="store_true", help="also a local llama.cpp server")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fa-llm-"))
     config = load_config().model_copy(update={"models_dir": work / "models"})
-    items = expert_inputs(config, work)
-    items = [i for i in items if i.cues.get("tagging") is not None]
+    items = expert_inputs(config, work, args.clips)
     print(
-        f"machine: {platform.machine()}, python {platform.python_version()}; model {args.model}, {args.threads} threads; {len(items)} clips"
+        f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cores, python "
+        f"{platform.python_version()}; model {args.model}, {args.threads} threads; "
+        f"{len(items)} real clips"
     )
     llm = LLMSettings(
         backend="llama_cpp", model=args.model, models_dir=config.models_dir, threads=args.threads
     )
-    fusion = FusionStage(llm, wants=EXPERTS)
-    fusion.setup()
-    fusion([items[0]])  # warm-up: loads the model, caches the prompt prefix
-    fusion._captions.clear()
-    wall, captioned = timed(fusion, items, 1)
-    report("fusion, in-process", wall, captioned, len(items))
-    print(f"  {len(captioned)} of {len(items)} clips captioned")
-    qa = QAStage(llm, wants=EXPERTS)
-    qa.setup()
-    qa_items = [StageInput(i.clip, {}, {**i.cues, "fusion": c}, i.media) for i, c in captioned][:2]
-    wall, asked = timed(qa, qa_items, 1)
-    report("qa (4 pairs), in-process", wall, asked, len(qa_items))
-    del fusion, qa
-
-    port = free_port()
     gguf = resolve_gguf(args.model, config.models_dir)
+    baseline_stage = FusionStage(llm, wants=EXPERTS)
+    baseline_stage._client = CreateChatCompletion(gguf, args.threads)  # type: ignore[assignment]
+    baseline, cues = fuse_all(baseline_stage, items)
+    report("baseline: create_chat_completion, 1 at a time", baseline, cues, None)
+    del baseline_stage
+    for batch in (1, 2, 4):
+        stage = FusionStage(llm, wants=EXPERTS, batch_size=batch)
+        stage.setup()
+        wall, cues = fuse_all(stage, items)
+        report(f"parallel decoder, stage batch {batch}", wall, cues, baseline)
+        del stage
+    if args.server:
+        server_modes(args, gguf, items)
+
+
+def server_modes(args: argparse.Namespace, gguf: Path, items: list[StageInput]) -> None:
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--n_threads", str(args.threads),
          "--n_ctx", "4096", "--port", str(port), "--host", "127.0.0.1"],
@@ -135,22 +193,17 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.5)
         settings = ServerSettings(base_url=base, model=args.model, timeout_s=600, max_concurrency=4)
-        results = {}
-        for concurrency in (1, 4):
+        walls = {}
+        for batch in (1, 4):
             stage = FusionStage(
                 LLMSettings(backend="openai", server=settings, json_mode="json_object"),
                 wants=EXPERTS,
+                batch_size=batch,
             )
             stage.setup()
-            stage([items[0]])
-            stage._captions.clear()
-            wall, done = timed(stage, items, concurrency)
-            results[concurrency] = wall
-            report(f"fusion, llama.cpp server, conc. {concurrency}", wall, done, len(items))
-            print(f"  {len(done)} of {len(items)} clips captioned")
-        print(
-            f"concurrency 4 vs 1 against the local llama.cpp server: {results[1] / results[4]:.2f}x"
-        )
+            walls[batch], cues = fuse_all(stage, items)
+            report(f"llama.cpp server, {batch} in flight", walls[batch], cues, None)
+        print(f"server, 4 in flight vs 1: {walls[1] / walls[4]:.2f}x")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -7,6 +7,7 @@ constrain decoding to the schema does (llama.cpp grammars, vLLM structured outpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,6 +18,17 @@ class LLMReply:
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_s: float
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One chat generation, as a batch of several is handed to ``generate_batch``."""
+
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    temperature: float
+    json_schema: dict[str, Any] | None
+    seed: int
 
 
 @runtime_checkable
@@ -37,3 +49,7 @@ class LLMClient(Protocol):
         json_schema: dict[str, Any] | None,
         seed: int,
     ) -> LLMReply: ...
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
+        """Each request's reply, in order, generated together where the backend can."""
+        ...

@@ -1,29 +1,43 @@
-"""llama.cpp through llama-cpp-python: the offline LLM. JSON schemas become grammars."""
+"""llama.cpp through llama-cpp-python: the offline LLM. JSON schemas become grammars.
+
+Generation runs on ``ParallelDecoder`` (``llama_parallel.py``): a batch's answers are
+decoded as parallel sequences of one context, with the shared prompt prefix evaluated
+once and each token checked against its grammar before the whole vocabulary is filtered.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fusionaudio.backends.gguf_models import gguf_identity, resolve_gguf
-from fusionaudio.backends.llm import LLMReply
+from fusionaudio.backends.llama_parallel import ParallelDecoder
+from fusionaudio.backends.llm import GenerationRequest, LLMReply
 from fusionaudio.backends.model_files import package_version, sha256_file
+
+# The Llama object only loads the weights and the tokenizer; decoding uses the parallel
+# decoder's own context, so the Llama's context is kept as small as llama.cpp allows.
+_UNUSED_CONTEXT = 64
 
 
 class LlamaCppLLM:
     name = "llama_cpp"
 
-    def __init__(self, model: str, models_dir: Path, n_ctx: int = 4096, threads: int = 2) -> None:
+    def __init__(
+        self, model: str, models_dir: Path, n_ctx: int = 4096, threads: int = 2, parallel: int = 1
+    ) -> None:
         self.model = model
         self.models_dir = models_dir
         self.n_ctx = n_ctx
         self.threads = threads
+        self.parallel = parallel
         self.model_id = model
         self.revision = "not-loaded"
         self._llm: Any = None
-        # One llama.cpp context serves one request at a time.
+        self._decoder: ParallelDecoder | None = None
+        # One llama.cpp context serves one batch at a time.
         self._lock = threading.Lock()
 
     def fingerprint(self) -> dict[str, str]:
@@ -39,8 +53,13 @@ class LlamaCppLLM:
 
         path = resolve_gguf(self.model, self.models_dir)
         self._llm = Llama(
-            model_path=str(path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False, seed=0
+            model_path=str(path),
+            n_ctx=_UNUSED_CONTEXT,
+            n_threads=self.threads,
+            verbose=False,
+            seed=0,
         )
+        self._decoder = ParallelDecoder(self._llm, self.parallel, self.n_ctx, self.threads)
         size = path.stat().st_size
         self.revision = (
             f"gguf:{path.name}:{size}" if size > 200_000_000 else "sha256:" + sha256_file(path)[:16]
@@ -54,23 +73,13 @@ class LlamaCppLLM:
         json_schema: dict[str, Any] | None,
         seed: int,
     ) -> LLMReply:
-        if self._llm is None:
-            raise RuntimeError("LlamaCppLLM.setup() was not called")
-        kwargs: dict[str, Any] = {
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "seed": seed,
-        }
-        if json_schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
-        started = time.perf_counter()
-        with self._lock:
-            out = self._llm.create_chat_completion(**kwargs)
-        usage = out.get("usage") or {}
-        return LLMReply(
-            text=str(out["choices"][0]["message"].get("content") or ""),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            latency_s=time.perf_counter() - started,
+        (reply,) = self.generate_batch(
+            [GenerationRequest(messages, max_tokens, temperature, json_schema, seed)]
         )
+        return reply
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
+        if self._decoder is None:
+            raise RuntimeError("LlamaCppLLM.setup() was not called")
+        with self._lock:
+            return self._decoder.generate(requests)

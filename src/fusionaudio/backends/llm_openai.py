@@ -4,10 +4,11 @@ llama.cpp servers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from fusionaudio.backends.llm import LLMReply
-from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.backends.llm import GenerationRequest, LLMReply
+from fusionaudio.backends.openai_http import ServerSettings, concurrently
 
 JsonMode = Literal["json_schema", "json_object", "none"]
 
@@ -54,3 +55,11 @@ class OpenAILLM:
         return LLMReply(
             result.text, result.prompt_tokens, result.completion_tokens, result.latency_s
         )
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
+        """The batch's requests at once; the server client holds them to ``max_concurrency``
+        (one limit shared by every stage that talks to this server)."""
+        return concurrently(self._one, requests)
+
+    def _one(self, r: GenerationRequest) -> LLMReply:
+        return self.generate(r.messages, r.max_tokens, r.temperature, r.json_schema, r.seed)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from fusionaudio.backends.llm import LLMReply
+from fusionaudio.backends.llm import GenerationRequest, LLMReply
 from fusionaudio.backends.model_files import package_version
 from fusionaudio.backends.model_identity import content_identity
 
@@ -79,16 +80,32 @@ class VllmLLM:
         json_schema: dict[str, Any] | None,
         seed: int,
     ) -> LLMReply:
+        (reply,) = self.generate_batch(
+            [GenerationRequest(messages, max_tokens, temperature, json_schema, seed)]
+        )
+        return reply
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
+        """One ``LLM.chat`` call with the batch's conversations, each with its own
+        sampling parameters: vLLM schedules them together on the GPU."""
         if self._llm is None:
             raise RuntimeError("VllmLLM.setup() was not called")
-        params = self.sampling_params(max_tokens, temperature, json_schema, seed)
+        if not requests:
+            return []
+        params = [
+            self.sampling_params(r.max_tokens, r.temperature, r.json_schema, r.seed)
+            for r in requests
+        ]
         started = time.perf_counter()
         with self._lock:
-            (out,) = self._llm.chat([messages], params, use_tqdm=False)
-        completion = out.outputs[0]
-        return LLMReply(
-            text=completion.text,
-            prompt_tokens=len(out.prompt_token_ids or []),
-            completion_tokens=len(completion.token_ids),
-            latency_s=time.perf_counter() - started,
-        )
+            outs = self._llm.chat([r.messages for r in requests], params, use_tqdm=False)
+        latency = time.perf_counter() - started
+        return [
+            LLMReply(
+                text=out.outputs[0].text,
+                prompt_tokens=len(out.prompt_token_ids or []),
+                completion_tokens=len(out.outputs[0].token_ids),
+                latency_s=latency,
+            )
+            for out in outs
+        ]

@@ -15,11 +15,16 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -175,6 +180,15 @@ class OpenAIClient:
             latency_s=latency,
             attempts=attempts,
         )
+
+
+def concurrently(ask: Callable[[A], R], items: Sequence[A]) -> list[R]:
+    """Each item's answer, in order, with the requests sent at once: a server client holds
+    them to its ``max_concurrency``, so this only stops one batch waiting on each answer."""
+    if len(items) < 2:
+        return [ask(item) for item in items]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(ask, items))
 
 
 def wav_base64(signal: np.ndarray, sample_rate: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +22,15 @@ from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
 from fusionaudio.stages.fusion.evidence import build_evidence, render_paper
-from fusionaudio.stages.fusion.generation import AnswerRejected, generate_validated
+from fusionaudio.stages.fusion.generation import (
+    AnswerRejected,
+    Ask,
+    Validated,
+    generate_validated,
+)
 from fusionaudio.stages.fusion.llm_choice import (
     LLMSettings,
     SharedLLM,
-    answer_batch,
     open_client,
 )
 from fusionaudio.stages.fusion.plan import CaptionPlan, build_plan
@@ -83,7 +88,8 @@ class FusionStage(Stage):
         workers: int = 1,
         shared: SharedLLM | None = None,
     ) -> None:
-        self.llm = llm
+        # in-process llama.cpp decodes the batch's answers as parallel sequences
+        self.llm = replace(llm, parallel=batch_size)
         self.shared = shared
         self.wants = wants
         self.prompt_style = prompt_style
@@ -126,56 +132,65 @@ class FusionStage(Stage):
         self._client = open_client(self.llm, self.shared)
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
-        return answer_batch(self.llm, self._fuse, batch)
-
-    def _fuse(self, item: StageInput) -> Cue:
+        """The batch's open captions are generated together (one ``generate_batch`` per
+        attempt); a clip's elapsed time is its share of the batch's wall time."""
         client = self._client
         if client is None:
             raise RuntimeError("FusionStage.setup() was not called")
         started = time.perf_counter()
-        cues = dict(item.cues)
-        plan = clip_plan(item)
-        prompt = self.prompt()
-        if plan.uncertain is not None:
-            gated = {
-                "uncertain": True,
-                "reason": plan.uncertain,
-                "decided_by": "code",
-                "attempts": 0,
-            }
-            return self.cue(client, gated, time.perf_counter() - started).with_prompt_version(
-                prompt.identity
-            )
+        plans = [clip_plan(item) for item in batch]
+        open_ = [i for i, plan in enumerate(plans) if plan.uncertain is None]
+        results = generate_validated(
+            client,
+            [self._ask(batch[i], plans[i]) for i in open_],
+            CAPTION_SCHEMAS[self.prompt_style],
+            "caption",
+            self.max_tokens,
+            self.temperature,
+            self.seed,
+            self.max_attempts,
+        )
+        outputs = [self._gated(plan) for plan in plans]
+        for i, result in zip(open_, results, strict=True):
+            outputs[i] = self._output(result, plans[i])
+        elapsed = (time.perf_counter() - started) / max(1, len(batch))
+        identity = self.prompt().identity
+        return [
+            self.cue(client, output, elapsed).with_prompt_version(identity) for output in outputs
+        ]
+
+    @staticmethod
+    def _gated(plan: CaptionPlan) -> dict[str, Any]:
+        return {
+            "uncertain": True,
+            "reason": plan.uncertain,
+            "decided_by": "code",
+            "attempts": 0,
+        }
+
+    def _ask(self, item: StageInput, plan: CaptionPlan) -> Ask[tuple[str, list[str]]]:
         if self.prompt_style == "small":
             user = f"<draft>\n{render_draft(plan)}\n</draft>"
         else:
             media = item.media
             duration = 0.0 if media is None else media.window_end_s - media.window_start_s
-            ev = build_evidence(cues, duration, silent=False)
+            ev = build_evidence(dict(item.cues), duration, silent=False)
             user = f"<inputs>\n{render_paper(ev)}\n</inputs>"
+        return Ask(self.prompt().messages(user), lambda answer: self._check(answer, plan))
+
+    def _output(
+        self, result: Validated[tuple[str, list[str]]] | AnswerRejected, plan: CaptionPlan
+    ) -> dict[str, Any]:
         output: dict[str, Any] = {"uncertain": False}
-        try:
-            result = generate_validated(
-                client,
-                prompt.messages(user),
-                lambda answer: self._check(answer, plan),
-                CAPTION_SCHEMAS[self.prompt_style],
-                "caption",
-                self.max_tokens,
-                self.temperature,
-                self.seed,
-                self.max_attempts,
-            )
-        except AnswerRejected as exc:
-            caption = realize_template(plan)
+        if isinstance(result, AnswerRejected):
             output.update(
-                caption=caption,
+                caption=realize_template(plan),
                 ambiguities=plan.ambiguities,
                 realized_by="template",
-                fallback_reason=str(exc),
-                rejected=exc.rejected,
+                fallback_reason=str(result),
+                rejected=result.rejected,
                 attempts=self.max_attempts,
-                tokens=exc.tokens,
+                tokens=result.tokens,
             )
         else:
             caption, ambiguities = result.value
@@ -196,9 +211,7 @@ class FusionStage(Stage):
         if not output["uncertain"]:
             output["verified_facts"] = stated_facts(output["caption"], plan)
             output["plan"] = plan.to_dict()
-        return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-            prompt.identity
-        )
+        return output
 
     def _check(
         self, answer: dict[str, Any] | None, plan: CaptionPlan

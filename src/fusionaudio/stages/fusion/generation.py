@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from fusionaudio.backends.llm import LLMClient
+from fusionaudio.backends.llm import GenerationRequest, LLMClient
 from fusionaudio.stages.fusion.validate import parse_json_object
 
 T = TypeVar("T")
@@ -29,44 +29,71 @@ class Validated(Generic[T]):
     tokens: dict[str, int] = field(default_factory=lambda: {"prompt": 0, "completion": 0})
 
 
+@dataclass(frozen=True)
+class Ask(Generic[T]):
+    """One item's question: its messages and the check its answers must pass."""
+
+    messages: list[dict[str, Any]]
+    check: Callable[[dict[str, Any] | None], tuple[T, list[str]]]
+
+
 def generate_validated(
     client: LLMClient,
-    messages: list[dict[str, Any]],
-    check: Callable[[dict[str, Any] | None], tuple[T, list[str]]],
+    asks: Sequence[Ask[T]],
     schema: dict[str, Any],
     what: str,
     max_tokens: int,
     temperature: float,
     seed: int,
     max_attempts: int,
-) -> Validated[T]:
-    """Generate under ``schema`` until ``check`` finds no problem; each retry sees the
-    rejected answer and its problems, a little more temperature and another seed."""
-    base = list(messages)
-    rejected: list[list[str]] = []
-    tokens = {"prompt": 0, "completion": 0}
+) -> list[Validated[T] | AnswerRejected]:
+    """Generate under ``schema`` until each ask's ``check`` finds no problem; each retry
+    sees the rejected answer and its problems, a little more temperature and another seed.
+
+    Every attempt is one ``generate_batch`` call over the asks still open, so a backend
+    that decodes several answers together gets them together. An ask whose attempts all
+    fail gets its ``AnswerRejected`` in its place; the others are unaffected.
+    """
+    messages = [list(ask.messages) for ask in asks]
+    rejected: list[list[list[str]]] = [[] for _ in asks]
+    tokens = [{"prompt": 0, "completion": 0} for _ in asks]
+    results: list[Validated[T] | AnswerRejected | None] = [None] * len(asks)
+    pending = list(range(len(asks)))
     for attempt in range(1, max_attempts + 1):
-        reply = client.generate(
-            messages,
-            max_tokens=max_tokens,
-            temperature=temperature + 0.2 * (attempt - 1),
-            json_schema=schema,
-            seed=seed + attempt - 1,
-        )
-        tokens["prompt"] += reply.prompt_tokens or 0
-        tokens["completion"] += reply.completion_tokens or 0
-        value, problems = check(parse_json_object(reply.text))
-        if not problems:
-            return Validated(value, attempt, rejected, tokens)
-        rejected.append(problems)
-        feedback = f"That answer was rejected: {'; '.join(problems)}. Write the JSON again, following every rule."
-        messages = [
-            *base,
-            {"role": "assistant", "content": reply.text},
-            {"role": "user", "content": feedback},
+        if not pending:
+            break
+        requests = [
+            GenerationRequest(
+                messages[i],
+                max_tokens=max_tokens,
+                temperature=temperature + 0.2 * (attempt - 1),
+                json_schema=schema,
+                seed=seed + attempt - 1,
+            )
+            for i in pending
         ]
-    raise AnswerRejected(
-        f"{what} rejected {max_attempts} times; last problems: " + "; ".join(rejected[-1]),
-        rejected,
-        tokens,
-    )
+        replies = client.generate_batch(requests)
+        still: list[int] = []
+        for i, reply in zip(pending, replies, strict=True):
+            tokens[i]["prompt"] += reply.prompt_tokens or 0
+            tokens[i]["completion"] += reply.completion_tokens or 0
+            value, problems = asks[i].check(parse_json_object(reply.text))
+            if not problems:
+                results[i] = Validated(value, attempt, rejected[i], tokens[i])
+                continue
+            rejected[i].append(problems)
+            feedback = f"That answer was rejected: {'; '.join(problems)}. Write the JSON again, following every rule."
+            messages[i] = [
+                *asks[i].messages,
+                {"role": "assistant", "content": reply.text},
+                {"role": "user", "content": feedback},
+            ]
+            still.append(i)
+        pending = still
+    for i in pending:
+        results[i] = AnswerRejected(
+            f"{what} rejected {max_attempts} times; last problems: " + "; ".join(rejected[i][-1]),
+            rejected[i],
+            tokens[i],
+        )
+    return [r for r in results if r is not None]

@@ -4,11 +4,9 @@ client is built in ``setup()`` on the worker."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.backends.llm_llama_cpp import LlamaCppLLM
@@ -18,8 +16,6 @@ from fusionaudio.backends.openai_http import ServerSettings
 from fusionaudio.stages.base import Resources
 
 LLMBackendName = Literal["llama_cpp", "openai", "vllm"]
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -32,6 +28,8 @@ class LLMSettings:
     n_ctx: int = 4096
     threads: int = 1
     tensor_parallel_size: int = 1
+    parallel: int = 1
+    """Sequences in-process llama.cpp decodes together: the stage's batch size."""
 
     def fingerprint(self) -> dict[str, str]:
         """The backend's own fingerprint (package version, the weights' content identity,
@@ -51,7 +49,13 @@ class LLMSettings:
 
     def make(self) -> LLMClient:
         if self.backend == "llama_cpp":
-            return LlamaCppLLM(self.model, self.models_dir, n_ctx=self.n_ctx, threads=self.threads)
+            return LlamaCppLLM(
+                self.model,
+                self.models_dir,
+                n_ctx=self.n_ctx,
+                threads=self.threads,
+                parallel=self.parallel,
+            )
         if self.backend == "openai":
             if self.server is None:
                 raise ValueError("the openai LLM backend needs a server (base_url, model)")
@@ -102,12 +106,3 @@ def open_client(llm: LLMSettings, shared: SharedLLM | None) -> LLMClient:
     client = llm.make()
     client.setup()
     return client
-
-
-def answer_batch(llm: LLMSettings, ask: Callable[[T], R], batch: Sequence[T]) -> list[R]:
-    """Each item's answer, in order. A server gets the batch's requests at once (its client
-    holds them to ``max_concurrency``); an in-process engine answers one at a time."""
-    if llm.backend != "openai" or len(batch) < 2:
-        return [ask(item) for item in batch]
-    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-        return list(pool.map(ask, batch))

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fusionaudio.backends.llm import LLMClient, LLMReply
+from fusionaudio.backends.llm import GenerationRequest, LLMClient, LLMReply
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
@@ -23,7 +24,6 @@ from fusionaudio.stages.fusion.fusion import PLAN_VERSION, clip_plan
 from fusionaudio.stages.fusion.llm_choice import (
     LLMSettings,
     SharedLLM,
-    answer_batch,
     open_client,
 )
 from fusionaudio.stages.fusion.plan import CaptionPlan
@@ -50,6 +50,22 @@ class PlanWriter:
 
     def generate(self, *args: Any, **kwargs: Any) -> LLMReply:
         raise RuntimeError("the plan writer does not generate text")
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
+        if requests:
+            raise RuntimeError("the plan writer does not generate text")
+        return []
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One captioned clip's QA: where its output goes, its plan and how many pairs."""
+
+    index: int
+    plan: CaptionPlan
+    caption: str
+    total: int
+    wanted: int
 
 
 QA_TYPES = (
@@ -113,7 +129,8 @@ class QAStage(Stage):
         workers: int = 1,
         shared: SharedLLM | None = None,
     ) -> None:
-        self.llm = llm
+        # in-process llama.cpp decodes the batch's answers as parallel sequences
+        self.llm = replace(llm, parallel=batch_size)
         self.shared = shared
         self.wants = wants
         self.pairs = pairs
@@ -160,92 +177,113 @@ class QAStage(Stage):
         self._client = open_client(self.llm, self.shared)
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
-        return answer_batch(self.llm, self._ask, batch)
-
-    def _ask(self, item: StageInput) -> Cue:
+        """The batch's model-written pairs are asked together (one ``generate_batch`` per
+        attempt); a clip's elapsed time is its share of the batch's wall time."""
         client = self._client
         if client is None:
             raise RuntimeError("QAStage.setup() was not called")
         started = time.perf_counter()
         prompt = self.prompt()
-        fusion = item.cues["fusion"].output
-        if fusion.get("uncertain"):
-            output: dict[str, Any] = {
-                "pairs": [],
-                "skipped": "the caption is uncertain",
-                "attempts": 0,
-            }
-            return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-                prompt.identity
+        jobs: list[_Job] = []
+        outputs: list[dict[str, Any]] = []
+        for item in batch:
+            fusion = item.cues["fusion"].output
+            if fusion.get("uncertain"):
+                outputs.append({"pairs": [], "skipped": "the caption is uncertain", "attempts": 0})
+                continue
+            plan = clip_plan(item)
+            total = min(self.pairs, max(1, len(plan.facts)))
+            jobs.append(
+                _Job(len(outputs), plan, fusion["caption"], total, min(self.llm_pairs, total))
             )
-        plan = clip_plan(item)
-        total = min(self.pairs, max(1, len(plan.facts)))
-        wanted = min(self.llm_pairs, total)
-        kept, output = self._llm_pairs(client, prompt, plan, fusion["caption"], wanted)
-        failed = wanted - len(kept)
+            outputs.append({})
+        answered = self._llm_pairs(client, prompt, jobs)
+        for job, (kept, output) in zip(jobs, answered, strict=True):
+            outputs[job.index] = self._with_template_pairs(job, kept, output)
+        elapsed = (time.perf_counter() - started) / max(1, len(batch))
+        return [
+            self.cue(client, output, elapsed).with_prompt_version(prompt.identity)
+            for output in outputs
+        ]
+
+    @staticmethod
+    def _with_template_pairs(
+        job: _Job, kept: list[dict[str, Any]], output: dict[str, Any]
+    ) -> dict[str, Any]:
+        failed = job.wanted - len(kept)
         asked = {p["question"].lower() for p in kept}
         covered = {tuple(p["facts"]) for p in kept}
         extra = [
             p
-            for p in template_pairs(plan)
+            for p in template_pairs(job.plan)
             if p["question"].lower() not in asked and tuple(p["facts"]) not in covered
-        ][: total - len(kept)]
+        ][: job.total - len(kept)]
         output["pairs"] = kept + extra
         if failed > 0:
             output["warning"] = (
-                f"QA: {failed} of {wanted} model-written pairs failed validation after "
+                f"QA: {failed} of {job.wanted} model-written pairs failed validation after "
                 f"{output['attempts']} attempts; written from the plan by code instead"
             )
-        return self.cue(client, output, time.perf_counter() - started).with_prompt_version(
-            prompt.identity
-        )
+        return output
 
     def _llm_pairs(
-        self, client: LLMClient, prompt: Prompt, plan: CaptionPlan, caption: str, count: int
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Up to ``count`` model-written pairs that pass, kept across attempts."""
-        output: dict[str, Any] = {
-            "attempts": 0,
-            "rejected": [],
-            "tokens": {"prompt": 0, "completion": 0},
-        }
-        kept: list[dict[str, Any]] = []
-        if count == 0:
-            return kept, output
-        system = prompt.text.replace("{count}", str(count)).replace("{types}", ", ".join(QA_TYPES))
-        user = f"<caption>\n{caption}\n</caption>\n<facts>\n{render_plan(plan)}\n</facts>"
-        base: list[dict[str, Any]] = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user},
+        self, client: LLMClient, prompt: Prompt, jobs: Sequence[_Job]
+    ) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """Up to ``wanted`` model-written pairs per job that pass, kept across attempts."""
+        kept: list[list[dict[str, Any]]] = [[] for _ in jobs]
+        outputs: list[dict[str, Any]] = [
+            {"attempts": 0, "rejected": [], "tokens": {"prompt": 0, "completion": 0}} for _ in jobs
         ]
-        messages = list(base)
+        base: list[list[dict[str, Any]]] = []
+        for job in jobs:
+            system = prompt.text.replace("{count}", str(job.wanted)).replace(
+                "{types}", ", ".join(QA_TYPES)
+            )
+            user = (
+                f"<caption>\n{job.caption}\n</caption>\n<facts>\n{render_plan(job.plan)}\n</facts>"
+            )
+            base.append([{"role": "system", "content": system}, {"role": "user", "content": user}])
+        messages = [list(b) for b in base]
+        pending = [i for i, job in enumerate(jobs) if job.wanted > 0]
         for attempt in range(1, self.max_attempts + 1):
-            output["attempts"] = attempt
-            reply = client.generate(
-                messages,
-                max_tokens=self.max_tokens,
-                temperature=self.temperature + 0.2 * (attempt - 1),
-                json_schema=qa_schema(count),
-                seed=self.seed + attempt - 1,
-            )
-            output["tokens"]["prompt"] += reply.prompt_tokens or 0
-            output["tokens"]["completion"] += reply.completion_tokens or 0
-            good, problems = self._check(parse_json_object(reply.text), plan)
-            seen = {p["question"].lower() for p in kept}
-            kept += [p for p in good if p["question"].lower() not in seen][: count - len(kept)]
-            if len(kept) >= count:
+            if not pending:
                 break
-            output["rejected"].append(problems)
-            feedback = (
-                f"Some pairs were rejected: {'; '.join(problems)}. "
-                "Write the JSON again, following every rule."
-            )
-            messages = [
-                *base,
-                {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": feedback},
+            requests = [
+                GenerationRequest(
+                    messages[i],
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature + 0.2 * (attempt - 1),
+                    json_schema=qa_schema(jobs[i].wanted),
+                    seed=self.seed + attempt - 1,
+                )
+                for i in pending
             ]
-        return kept, output
+            still: list[int] = []
+            for i, reply in zip(pending, client.generate_batch(requests), strict=True):
+                output = outputs[i]
+                output["attempts"] = attempt
+                output["tokens"]["prompt"] += reply.prompt_tokens or 0
+                output["tokens"]["completion"] += reply.completion_tokens or 0
+                good, problems = self._check(parse_json_object(reply.text), jobs[i].plan)
+                seen = {p["question"].lower() for p in kept[i]}
+                kept[i] += [p for p in good if p["question"].lower() not in seen][
+                    : jobs[i].wanted - len(kept[i])
+                ]
+                if len(kept[i]) >= jobs[i].wanted:
+                    continue
+                output["rejected"].append(problems)
+                feedback = (
+                    f"Some pairs were rejected: {'; '.join(problems)}. "
+                    "Write the JSON again, following every rule."
+                )
+                messages[i] = [
+                    *base[i],
+                    {"role": "assistant", "content": reply.text},
+                    {"role": "user", "content": feedback},
+                ]
+                still.append(i)
+            pending = still
+        return list(zip(kept, outputs, strict=True))
 
     @staticmethod
     def _check(
