@@ -4,9 +4,11 @@ transformers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from fusionaudio.backends.openai_http import OpenAIClient, wav_base64
+from fusionaudio.backends.openai_http import OpenAIClient, concurrently, wav_base64
 from fusionaudio.backends.transformers_loading import TransformersGenerator, load_pretrained
 
 
@@ -42,6 +44,12 @@ class OpenAIAudioLLM:
         ]
         return self.client.chat(messages, max_tokens=self.max_tokens).text.strip()
 
+    def describe_batch(self, signals: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:
+        """The batch's requests at once; the server client holds them to its limit."""
+        return concurrently(
+            lambda pair: self.describe(*pair), list(zip(signals, prompts, strict=True))
+        )
+
 
 class Qwen2AudioTransformers(TransformersGenerator):
     """Qwen2-Audio-7B-Instruct (or any checkpoint of its class) from a folder or hub id."""
@@ -62,31 +70,46 @@ class Qwen2AudioTransformers(TransformersGenerator):
         )
 
     def describe(self, signal_16k: np.ndarray, prompt: str) -> str:
+        return self.describe_batch([signal_16k], [prompt])[0]
+
+    def describe_batch(self, signals: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:
+        """One left-padded ``generate`` over the batch's clips (greedy)."""
         import torch
 
         if self._model is None:
             raise RuntimeError("Qwen2AudioTransformers.setup() was not called")
-        conversation = [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "audio", "audio_url": "clip.wav"},
-                    {"type": "text", "text": prompt},
+        if not signals:
+            return []
+        texts = [
+            self._processor.apply_chat_template(
+                [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "audio", "audio_url": "clip.wav"},
+                            {"type": "text", "text": prompt},
+                        ],
+                    }
                 ],
-            }
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for prompt in prompts
         ]
-        text = self._processor.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=False
-        )
+        self._processor.tokenizer.padding_side = "left"  # generation continues every row
         inputs = self._processor(
-            text=text,
-            audio=[np.asarray(signal_16k, dtype=np.float32)],
+            text=texts,
+            audio=[np.asarray(x, dtype=np.float32) for x in signals],
             sampling_rate=16_000,
             return_tensors="pt",
+            padding=True,
         ).to(self.device)
         with torch.inference_mode():
             out = self._model.generate(
                 **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
             )
-        new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        return str(self._processor.decode(new_tokens, skip_special_tokens=True)).strip()
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        return [
+            str(text).strip()
+            for text in self._processor.batch_decode(new_tokens, skip_special_tokens=True)
+        ]

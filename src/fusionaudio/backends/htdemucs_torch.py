@@ -8,6 +8,7 @@ is fetched: a repository folder is read through demucs' local-repo code path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,25 +78,47 @@ class HTDemucsTorch:
 
     def separate(self, stereo_44k: np.ndarray) -> dict[str, np.ndarray]:
         """(2, n) float32 at the model rate -> vocals and the sum of every other source."""
+        return self.separate_batch([stereo_44k])[0]
+
+    def separate_batch(self, batch: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Each clip's stems. Clips of the same length go through ``apply_model`` as one
+        tensor; clips are not padded to a common length, because HT-Demucs attends across
+        its whole segment and zeros after a clip's end would change its stems."""
+        if self._model is None:
+            raise RuntimeError("HTDemucsTorch.setup() was not called")
+        by_length: dict[int, list[int]] = {}
+        for i, clip in enumerate(batch):
+            by_length.setdefault(clip.shape[-1], []).append(i)
+        out: list[dict[str, np.ndarray]] = [{} for _ in batch]
+        for indices in by_length.values():
+            for i, stems in zip(
+                indices, self._separate_same_length([batch[i] for i in indices]), strict=True
+            ):
+                out[i] = stems
+        return out
+
+    def _separate_same_length(self, clips: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         import torch
         from demucs.apply import apply_model
 
-        if self._model is None:
-            raise RuntimeError("HTDemucsTorch.setup() was not called")
-        mix = torch.from_numpy(np.ascontiguousarray(stereo_44k, dtype=np.float32))
-        ref = mix.mean(0)
-        mean, std = ref.mean(), ref.std() + 1e-8
+        mix = torch.from_numpy(np.stack([np.asarray(c, dtype=np.float32) for c in clips]))
+        ref = mix.mean(1)  # (B, n)
+        mean = ref.mean(1)[:, None, None]
+        std = ref.std(1)[:, None, None] + 1e-8
         with torch.inference_mode():
             sources = apply_model(
                 self._model,
-                ((mix - mean) / std)[None].to(self.device),
+                ((mix - mean) / std).to(self.device),
                 shifts=self.shifts,
                 split=True,
                 overlap=self.overlap,
                 progress=False,
-            )[0]
-        stems = (sources * std + mean).cpu().numpy().astype(np.float32)
+            )  # (B, S, 2, n)
+        stems = (sources.cpu() * std[:, None] + mean[:, None]).numpy().astype(np.float32)
         names = list(self._model.sources)
-        vocals = stems[names.index("vocals")]
-        rest = np.sum([stems[i] for i, n in enumerate(names) if n != "vocals"], axis=0)
-        return {"vocals": vocals, "accompaniment": rest.astype(np.float32)}
+        vocal = names.index("vocals")
+        others = [i for i, n in enumerate(names) if n != "vocals"]
+        return [
+            {"vocals": clip[vocal], "accompaniment": clip[others].sum(axis=0).astype(np.float32)}
+            for clip in stems
+        ]

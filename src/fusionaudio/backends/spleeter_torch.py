@@ -10,6 +10,7 @@ sha256 is checked first against the pinned release.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -79,41 +80,70 @@ class SpleeterTorch:
 
     def separate(self, stereo_44k: np.ndarray) -> dict[str, np.ndarray]:
         """(2, n) float32 at 44.1 kHz -> {"vocals": (2, n), "accompaniment": (2, n)}."""
+        return self.separate_batch([stereo_44k])[0]
+
+    def separate_batch(self, batch: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Each clip's stems. The U-Net sees fixed 512-frame segments, each on its own, so
+        the segments of every clip in the batch go through each net in one call: the same
+        numbers as one clip at a time, with the convolutions over a larger batch."""
         import torch
 
         if not self._nets:
             raise RuntimeError("SpleeterTorch.setup() was not called")
-        wav = torch.from_numpy(np.ascontiguousarray(stereo_44k, dtype=np.float32))
-        length = wav.shape[1]
+        if not batch:
+            return []
         window = torch.hann_window(N_FFT)
         with torch.inference_mode():
-            spec = torch.stft(
-                wav,
-                N_FFT,
-                HOP,
-                window=window,
-                center=True,
-                return_complex=True,
-                pad_mode="constant",
-            )  # (2, F, L)
-            frames = spec.shape[2]
-            mag = spec[:, :FREQ_BINS, :].abs()  # (2, 1024, L)
-            padded = -(-frames // SEGMENT_FRAMES) * SEGMENT_FRAMES
-            mag = torch.nn.functional.pad(mag, (0, padded - frames))
-            # (segments, 2, T, F) as the U-Net expects
-            segments = mag.unsqueeze(0).split(SEGMENT_FRAMES, dim=3)
-            batch = torch.cat(segments, dim=0).transpose(2, 3)
-            masks = [net(batch) for net in self._nets]
-            total = sum(m**2 for m in masks) + 1e-10
-            out: dict[str, np.ndarray] = {}
-            for stem, mask in zip(STEMS, masks, strict=True):
-                soft = (mask**2 + 1e-10 / 2) / total  # (S, 2, T, F)
-                soft = torch.cat(soft.transpose(2, 3).split(1, dim=0), dim=3)[0]  # (2, F, S*T)
-                soft = soft[:, :, :frames]
-                full = torch.zeros(spec.shape, dtype=torch.float32)
-                full[:, :FREQ_BINS, :] = soft
-                stem_wav = torch.istft(
-                    spec * full, N_FFT, HOP, window=window, center=True, length=length
-                )
-                out[stem] = stem_wav.numpy().astype(np.float32)
+            waves = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for x in batch]
+            specs = [
+                torch.stft(
+                    wav,
+                    N_FFT,
+                    HOP,
+                    window=window,
+                    center=True,
+                    return_complex=True,
+                    pad_mode="constant",
+                )  # (2, F, L)
+                for wav in waves
+            ]
+            segments = [_segments(spec) for spec in specs]
+            stacked = torch.cat(segments, dim=0)
+            counts = [len(s) for s in segments]
+            masks = [net(stacked).split(counts, dim=0) for net in self._nets]
+            return [
+                self._stems(spec, wav.shape[1], [m[i] for m in masks], window)
+                for i, (spec, wav) in enumerate(zip(specs, waves, strict=True))
+            ]
+
+    @staticmethod
+    def _stems(spec: Any, length: int, masks: list[Any], window: Any) -> dict[str, np.ndarray]:
+        """Soft masks from the nets' outputs (segments, 2, T, F), applied to the spectrum."""
+        import torch
+
+        frames = spec.shape[2]
+        total = sum(m**2 for m in masks) + 1e-10
+        out: dict[str, np.ndarray] = {}
+        for stem, mask in zip(STEMS, masks, strict=True):
+            soft = (mask**2 + 1e-10 / 2) / total  # (S, 2, T, F)
+            soft = torch.cat(soft.transpose(2, 3).split(1, dim=0), dim=3)[0]  # (2, F, S*T)
+            soft = soft[:, :, :frames]
+            full = torch.zeros(spec.shape, dtype=torch.float32)
+            full[:, :FREQ_BINS, :] = soft
+            stem_wav = torch.istft(
+                spec * full, N_FFT, HOP, window=window, center=True, length=length
+            )
+            out[stem] = stem_wav.numpy().astype(np.float32)
         return out
+
+
+def _segments(spec: Any) -> Any:
+    """A clip's magnitude spectrum as (segments, 2, T, F), zero-padded to whole segments,
+    as the U-Net expects."""
+    import torch
+
+    frames = spec.shape[2]
+    mag = spec[:, :FREQ_BINS, :].abs()  # (2, 1024, L)
+    padded = -(-frames // SEGMENT_FRAMES) * SEGMENT_FRAMES
+    mag = torch.nn.functional.pad(mag, (0, padded - frames))
+    return torch.cat(mag.unsqueeze(0).split(SEGMENT_FRAMES, dim=3), dim=0).transpose(2, 3)

@@ -3,11 +3,12 @@ clip's frames: any OpenAI-compatible vision endpoint, or Qwen2.5-VL through tran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from fusionaudio.backends.openai_http import OpenAIClient, jpeg_data_url
+from fusionaudio.backends.openai_http import OpenAIClient, concurrently, jpeg_data_url
 from fusionaudio.backends.transformers_loading import TransformersGenerator
 
 
@@ -39,6 +40,14 @@ class OpenAIVisionLLM:
         content.append({"type": "text", "text": prompt})
         messages = [{"role": "user", "content": content}]
         return self.client.chat(messages, max_tokens=self.max_tokens).text.strip()
+
+    def describe_frames_batch(
+        self, clips: Sequence[list[tuple[float, np.ndarray]]], prompts: Sequence[str]
+    ) -> list[str]:
+        """The batch's requests at once; the server client holds them to its limit."""
+        return concurrently(
+            lambda pair: self.describe_frames(*pair), list(zip(clips, prompts, strict=True))
+        )
 
 
 QWEN_SYSTEM = "You are a helpful assistant."
@@ -93,13 +102,29 @@ class Qwen25VLTransformers(TransformersGenerator):
         )
 
     def describe_frames(self, frames: list[tuple[float, np.ndarray]], prompt: str) -> str:
+        return self.describe_frames_batch([frames], [prompt])[0]
+
+    def describe_frames_batch(
+        self, clips: Sequence[list[tuple[float, np.ndarray]]], prompts: Sequence[str]
+    ) -> list[str]:
+        """One left-padded ``generate`` over the batch's clips (greedy). The model takes
+        every image of the batch as one sequence of patches, in the order of the image
+        tokens in its rows."""
         import torch
 
         if self._model is None:
             raise RuntimeError("Qwen25VLTransformers.setup() was not called")
-        pixels = self._images(images=[rgb for _, rgb in frames], return_tensors="pt")
-        text = self._prompt(frames, pixels["image_grid_thw"], prompt)
-        tokens = self._tokenizer(text, return_tensors="pt")
+        if not clips:
+            return []
+        pixels = self._images(
+            images=[rgb for frames in clips for _, rgb in frames], return_tensors="pt"
+        )
+        grids = pixels["image_grid_thw"].split([len(frames) for frames in clips])
+        texts = [
+            self._prompt(frames, grid, prompt)
+            for frames, grid, prompt in zip(clips, grids, prompts, strict=True)
+        ]
+        tokens = self._tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
         inputs = {
             "input_ids": tokens["input_ids"].to(self.device),
             "attention_mask": tokens["attention_mask"].to(self.device),
@@ -110,5 +135,8 @@ class Qwen25VLTransformers(TransformersGenerator):
             out = self._model.generate(
                 **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
             )
-        new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        return str(self._tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        return [
+            str(text).strip()
+            for text in self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        ]

@@ -46,6 +46,14 @@ def server_settings(config: ServerConfig | None) -> ServerSettings | None:
     return ServerSettings(**config.model_dump())
 
 
+def batch_size_for(batch_size: int | None, device: str, cuda: int = 8) -> int:
+    """A section's ``batch_size``, or the default: batched calls pay off on a GPU; on a
+    CPU one clip at a time keeps the stage's memory small and its latency even."""
+    if batch_size is not None:
+        return batch_size
+    return cuda if device.startswith("cuda") else 1
+
+
 def default_models_dir() -> Path:
     root = os.environ.get("FUSIONAUDIO_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fusionaudio"

@@ -28,7 +28,13 @@ from fusionaudio.stages.base import (
 )
 from fusionaudio.stages.experts.llm_backends import AudioLLM, openai_audio, qwen2_audio
 from fusionaudio.stages.experts.prompts import load_prompt
-from fusionaudio.stages.settings import BuildContext, RoleConfig, ServerConfig, known_name
+from fusionaudio.stages.settings import (
+    BuildContext,
+    RoleConfig,
+    ServerConfig,
+    batch_size_for,
+    known_name,
+)
 
 
 class DerivedDescriber:
@@ -54,6 +60,12 @@ class AudioDescriptionConfig(RoleConfig):
     device: str = "cpu"
     min_event_confidence: float = Field(0.2, ge=0, le=1)
     max_events: int = Field(6, ge=1)
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="clips per call (one batched generate; a server gets them at once); "
+        "None: 8 on CUDA, 1 otherwise",
+    )
     workers: int = Field(1, ge=1)
 
     @field_validator("backend")
@@ -133,6 +145,7 @@ class AudioDescriptionStage(Stage):
             else (AUDIO_16K_MONO,)
         )
         self.workers = settings.workers
+        self.batch_size = batch_size_for(settings.batch_size, settings.device)
         self.resources = Resources(cpus=1, gpus=1.0 if settings.device.startswith("cuda") else 0.0)
         self._llm: AudioLLM | None = None
 
@@ -162,30 +175,38 @@ class AudioDescriptionStage(Stage):
             self._llm.setup()
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
+        if self._llm is not None:
+            return self._generated(self._llm, batch)
         cues = []
         for item in batch:
             started = time.perf_counter()
             audio = item.audio(AUDIO_16K_MONO)
-            if self._llm is None:
-                descriptors = describe_signal(audio.samples[0], audio.sample_rate)
-                events = event_spans(
-                    item.cues["tagging"].output["timeline"],
-                    self.min_event_confidence,
-                    self.max_events,
-                )
-                output = {
-                    "generated": False,
-                    "text": derived_text(events, descriptors, audio.duration_s),
-                    "events": events,
-                    "descriptors": descriptors,
-                    "recording": recording_cue(item),
-                }
-                cues.append(self.cue(DerivedDescriber(), output, time.perf_counter() - started))
-            else:
-                prompt = load_prompt("audio_description", self.prompt_version)
-                text = self._llm.describe(audio.samples[0], prompt.text)
-                cue = self.cue(
-                    self._llm, {"generated": True, "text": text}, time.perf_counter() - started
-                )
-                cues.append(cue.with_prompt_version(prompt.identity))
+            descriptors = describe_signal(audio.samples[0], audio.sample_rate)
+            events = event_spans(
+                item.cues["tagging"].output["timeline"],
+                self.min_event_confidence,
+                self.max_events,
+            )
+            output = {
+                "generated": False,
+                "text": derived_text(events, descriptors, audio.duration_s),
+                "events": events,
+                "descriptors": descriptors,
+                "recording": recording_cue(item),
+            }
+            cues.append(self.cue(DerivedDescriber(), output, time.perf_counter() - started))
         return cues
+
+    def _generated(self, llm: AudioLLM, batch: Sequence[StageInput]) -> list[Cue]:
+        """The batch's descriptions in one call; each clip's time is its share."""
+        started = time.perf_counter()
+        prompt = load_prompt("audio_description", self.prompt_version)
+        signals = [item.audio(AUDIO_16K_MONO).samples[0] for item in batch]
+        texts = llm.describe_batch(signals, [prompt.text] * len(batch))
+        elapsed = (time.perf_counter() - started) / max(1, len(batch))
+        return [
+            self.cue(llm, {"generated": True, "text": text}, elapsed).with_prompt_version(
+                prompt.identity
+            )
+            for text in texts
+        ]

@@ -3,6 +3,7 @@ description, music and vision roles name them in their registries."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -25,6 +26,10 @@ class AudioLLM(Protocol):
 
     def describe(self, signal_16k: np.ndarray, prompt: str) -> str: ...
 
+    def describe_batch(
+        self, signals: Sequence[np.ndarray], prompts: Sequence[str]
+    ) -> list[str]: ...
+
 
 @runtime_checkable
 class VisionLLM(Protocol):
@@ -37,6 +42,10 @@ class VisionLLM(Protocol):
     def fingerprint(self) -> dict[str, str]: ...
 
     def describe_frames(self, frames: list[tuple[float, np.ndarray]], prompt: str) -> str: ...
+
+    def describe_frames_batch(
+        self, clips: Sequence[list[tuple[float, np.ndarray]]], prompts: Sequence[str]
+    ) -> list[str]: ...
 
 
 class LLMRoleSettings(Protocol):
