@@ -1,5 +1,5 @@
-"""Fusion and QA that name the same LLM share one client: one engine, and one
-``max_concurrency`` for the server, not one per stage."""
+"""Fusion and QA that name the same LLM share one client: one engine; and every stage
+that talks to one server shares its ``max_concurrency``, not one limit per stage."""
 
 from __future__ import annotations
 
@@ -7,16 +7,21 @@ import pickle
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from fusionaudio.backends.llm import GenerationRequest
 from fusionaudio.config import RunConfig, load_config
+from fusionaudio.media.audio import AudioView
 from fusionaudio.pipeline.graph import build_stages
 from fusionaudio.pipeline.run import run
+from fusionaudio.schema import Clip
+from fusionaudio.stages.base import AUDIO_16K_MONO, StageInput
 from fusionaudio.stages.fusion.fusion import FusionStage
 from fusionaudio.stages.fusion.qa import QAStage
 from tests.openai_server import ServerScript, openai_llm, serve
-from tests.real_sounds import clips_of
+from tests.real_sounds import clips_of, decode_16k
 
 
 class InFlight:
@@ -107,3 +112,42 @@ def test_a_batch_goes_to_the_server_at_once_within_its_limit(tmp_path: Path) -> 
         summary = run(inputs, tmp_path / "run", RunConfig.model_validate(data))
     assert summary.stages["fusion"].computed >= 4
     assert replies.most == 3, replies.most
+
+
+def test_every_stage_that_talks_to_a_server_shares_its_one_limit(tmp_path: Path) -> None:
+    """Audio description (batches of 4, its section allowing 3 at a time) and fusion
+    (batches of 4, allowing 2) on one server, side by side: the server never sees more
+    than the smaller limit, and both stages' requests arrive."""
+    replies = InFlight()
+    script = ServerScript(reply=replies)
+    with serve(script) as url:
+        data = _config(tmp_path, url, max_concurrency=2).model_dump(mode="json")
+        data["experts"]["audio_description"].update(
+            enabled=True,
+            backend="openai_audio",
+            batch_size=4,
+            server={"base_url": url, "model": "m", "max_retries": 0, "max_concurrency": 3},
+        )
+        stages = build_stages(RunConfig.model_validate(data))
+        describe = next(s for s in stages if s.name == "audio_description")
+        fusion = next(s for s in stages if isinstance(s, FusionStage))
+        assert describe.batch_size == 4
+        describe.setup()
+        fusion.setup()
+        items = [
+            StageInput(
+                Clip(label, label),
+                {AUDIO_16K_MONO: AudioView(decode_16k(clips_of(label)[0].path)[None], 16_000)},
+                {},
+            )
+            for label in ("dog_bark", "rain", "siren", "cat_meow")
+        ]
+        ask = GenerationRequest([{"role": "user", "content": "Say {}."}], 8, 0.0, None, 0)
+        assert fusion._client is not None
+        with ThreadPoolExecutor(2) as pool:
+            described = pool.submit(describe, items)
+            answered = pool.submit(fusion._client.generate_batch, [ask] * 4)
+            cues, replies_ = described.result(), answered.result()
+    assert [c.output["text"] for c in cues] == ["{}"] * 4 and len(replies_) == 4
+    assert len(script.requests) == 8
+    assert replies.most == 2, replies.most

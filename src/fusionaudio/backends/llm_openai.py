@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from fusionaudio.backends.llm import GenerationRequest, LLMReply
-from fusionaudio.backends.openai_http import ServerSettings, concurrently
+from fusionaudio.backends.openai_http import ServerSettings, ServerSlots, concurrently
 
 JsonMode = Literal["json_schema", "json_object", "none"]
 
@@ -16,12 +16,17 @@ JsonMode = Literal["json_schema", "json_object", "none"]
 class OpenAILLM:
     name = "openai"
 
-    def __init__(self, server: ServerSettings, json_mode: JsonMode = "json_schema") -> None:
+    def __init__(
+        self,
+        server: ServerSettings,
+        json_mode: JsonMode = "json_schema",
+        servers: ServerSlots | None = None,
+    ) -> None:
         self.server = server
         self.json_mode = json_mode
         self.model_id = server.model
         self.revision = f"server:{server.base_url}"
-        self._client = server.client()
+        self._client = server.client(servers)
 
     def fingerprint(self) -> dict[str, str]:
         return {"model": self.server.model, "json_mode": self.json_mode}

@@ -62,7 +62,9 @@ class ServerSettings:
     backoff_s: float = 0.5
     max_concurrency: int = 4
 
-    def client(self) -> OpenAIClient:
+    def client(self, servers: ServerSlots | None = None) -> OpenAIClient:
+        """A client; given ``servers``, its requests share that server's one limit with
+        every other client of the same server in this process."""
         api_key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return OpenAIClient(
             self.base_url,
@@ -72,7 +74,45 @@ class ServerSettings:
             max_retries=self.max_retries,
             backoff_s=self.backoff_s,
             max_concurrency=self.max_concurrency,
+            slots=None if servers is None else servers.slots(self),
         )
+
+
+class ServerSlots:
+    """One concurrency limit per server (by base URL) for every stage that talks to it.
+
+    Stages each build their own client; the clients of one server take their request
+    slots from this one semaphore, so ``max_concurrency`` bounds the server's load, not
+    each stage's. A server named with different limits gets the smallest. Pickled without
+    its semaphores: a copy in another process (a Ray actor) limits that process.
+    """
+
+    def __init__(self, limits: dict[str, int] | None = None) -> None:
+        self.limits = dict(limits or {})
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    @staticmethod
+    def for_servers(servers: Sequence[ServerSettings]) -> ServerSlots:
+        limits: dict[str, int] = {}
+        for server in servers:
+            url = server.base_url.rstrip("/")
+            limits[url] = min(limits.get(url, server.max_concurrency), server.max_concurrency)
+        return ServerSlots(limits)
+
+    def slots(self, server: ServerSettings) -> threading.BoundedSemaphore:
+        url = server.base_url.rstrip("/")
+        with self._lock:
+            if url not in self._slots:
+                limit = min(self.limits.get(url, server.max_concurrency), server.max_concurrency)
+                self._slots[url] = threading.BoundedSemaphore(limit)
+            return self._slots[url]
+
+    def __getstate__(self) -> dict[str, dict[str, int]]:
+        return {"limits": self.limits}
+
+    def __setstate__(self, state: dict[str, dict[str, int]]) -> None:
+        self.__init__(state["limits"])  # type: ignore[misc]
 
 
 class OpenAIClient:
@@ -85,6 +125,7 @@ class OpenAIClient:
         max_retries: int = 3,
         backoff_s: float = 0.5,
         max_concurrency: int = 4,
+        slots: threading.BoundedSemaphore | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -94,7 +135,7 @@ class OpenAIClient:
         self.backoff_s = backoff_s
         self.max_concurrency = max_concurrency
         self.stats = ClientStats()
-        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._slots = slots or threading.BoundedSemaphore(max_concurrency)
         self._client: httpx.Client | None = None
 
     def _http(self) -> httpx.Client:

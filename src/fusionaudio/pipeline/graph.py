@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fusionaudio.backends.openai_http import ServerSettings, ServerSlots
 from fusionaudio.config import ExpertsConfig, LLMConfig, RunConfig
 from fusionaudio.stages.base import MEDIA_VIEWS, VIEWS, Stage
 from fusionaudio.stages.fusion.fusion import FusionStage
@@ -13,6 +14,22 @@ from fusionaudio.stages.settings import BuildContext, RoleConfig, server_setting
 
 class GraphError(Exception):
     """The enabled stages cannot run together (a need nobody produces)."""
+
+
+def _servers(config: RunConfig) -> list[ServerSettings]:
+    """Every server an enabled stage talks to, for one limit per server."""
+    ex = config.experts
+    sections = [
+        (ex.audio_description.enabled, ex.audio_description.server),
+        (ex.music.enabled, ex.music.server),
+        (ex.vision.enabled, ex.vision.server),
+        (config.fusion.enabled, config.fusion.llm.server),
+        (
+            config.fusion.enabled and config.qa.enabled,
+            config.qa.llm.server if config.qa.llm else None,
+        ),
+    ]
+    return [s for on, section in sections if on and (s := server_settings(section)) is not None]
 
 
 def expert_roles(experts: ExpertsConfig) -> tuple[RoleConfig, ...]:
@@ -35,10 +52,12 @@ def expert_roles(experts: ExpertsConfig) -> tuple[RoleConfig, ...]:
 def build_stages(config: RunConfig) -> list[Stage]:
     """The enabled experts in dependency order, each built from its config section."""
     ex = config.experts
+    servers = ServerSlots.for_servers(_servers(config))
     context = BuildContext(
         models_dir=config.models_dir,
         separated=ex.separation.enabled,
         tagging=ex.tagging.enabled,
+        servers=servers,
     )
     stages = [role.build(context) for role in expert_roles(ex) if role.enabled]
     experts = tuple(stage.produces for stage in stages)
@@ -48,7 +67,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
         qa_llm = fusion_llm if config.qa.llm is None else _llm(config.qa.llm, config)
         # fusion and QA naming the same vLLM engine or server share one client
         shared = (
-            SharedLLM(fusion_llm)
+            SharedLLM(fusion_llm, servers)
             if fusion_llm.backend in SHARED_BACKENDS and qa_llm == fusion_llm
             else None
         )
@@ -65,6 +84,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                 workers=f.workers,
                 batch_size=f.batch_size,
                 shared=shared,
+                servers=servers,
             )
         )
         if config.quality.enabled:
@@ -85,6 +105,7 @@ def build_stages(config: RunConfig) -> list[Stage]:
                     workers=q.workers,
                     batch_size=q.batch_size,
                     shared=shared,
+                    servers=servers,
                 )
             )
     check_graph(stages)

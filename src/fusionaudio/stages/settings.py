@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.backends.openai_http import ServerSettings, ServerSlots
 from fusionaudio.stages.base import Stage
 
 
@@ -71,6 +71,8 @@ class BuildContext:
     """Separation runs: ASR and voice listen to the vocal stem, music to the accompaniment."""
     tagging: bool = True
     """Tagging runs: voice reads its Singing classes."""
+    servers: ServerSlots = field(default_factory=ServerSlots)
+    """One concurrency limit per server for every stage that talks to it."""
 
 
 class RoleConfig(Strict):

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from fusionaudio.backends.acoustic_descriptors import describe_signal, words_for
+from fusionaudio.backends.openai_http import ServerSlots
 from fusionaudio.backends.recording_dsp import describe_recording
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import (
@@ -46,7 +47,9 @@ class DerivedDescriber:
 DERIVED = "derived"
 # backend name (``experts.audio_description.backend``) -> the audio LLM, not yet loaded;
 # None: no model, the stage derives the description from the tagging timeline and DSP
-AUDIO_DESCRIPTION_BACKENDS: dict[str, Callable[[AudioDescriptionConfig], AudioLLM] | None] = {
+AUDIO_DESCRIPTION_BACKENDS: dict[
+    str, Callable[[AudioDescriptionConfig, ServerSlots | None], AudioLLM] | None
+] = {
     DERIVED: None,
     "openai_audio": openai_audio,
     "qwen2_audio": qwen2_audio,
@@ -74,7 +77,7 @@ class AudioDescriptionConfig(RoleConfig):
         return known_name("audio_description backend", name, AUDIO_DESCRIPTION_BACKENDS)
 
     def build(self, context: BuildContext) -> AudioDescriptionStage:
-        return AudioDescriptionStage(self)
+        return AudioDescriptionStage(self, context.servers)
 
 
 def event_spans(
@@ -134,8 +137,11 @@ class AudioDescriptionStage(Stage):
     batch_size = 4
     prompt_version = 1
 
-    def __init__(self, settings: AudioDescriptionConfig) -> None:
+    def __init__(
+        self, settings: AudioDescriptionConfig, servers: ServerSlots | None = None
+    ) -> None:
         self.settings = settings
+        self.servers = servers
         self.backend_name = settings.backend
         self.min_event_confidence = settings.min_event_confidence
         self.max_events = settings.max_events
@@ -153,7 +159,7 @@ class AudioDescriptionStage(Stage):
         make = AUDIO_DESCRIPTION_BACKENDS[self.backend_name]
         if make is None:
             raise ValueError(f"the {self.backend_name} backend has no model")
-        return make(self.settings)
+        return make(self.settings, self.servers)
 
     def fingerprint(self) -> dict[str, Any]:
         if self.backend_name == DERIVED:

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fusionaudio.backends.audio_llm import OpenAIAudioLLM, Qwen2AudioTransformers
-from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.backends.openai_http import ServerSettings, ServerSlots
 from fusionaudio.backends.vision_llm import OpenAIVisionLLM, Qwen25VLTransformers
 from fusionaudio.stages.settings import ServerConfig, server_settings
 
@@ -74,17 +74,17 @@ def _model(backend: str, settings: LLMRoleSettings) -> str:
     return settings.model
 
 
-def openai_audio(settings: LLMRoleSettings) -> AudioLLM:
-    return OpenAIAudioLLM(_server("openai_audio", settings).client())
+def openai_audio(settings: LLMRoleSettings, servers: ServerSlots | None = None) -> AudioLLM:
+    return OpenAIAudioLLM(_server("openai_audio", settings).client(servers))
 
 
-def qwen2_audio(settings: LLMRoleSettings) -> AudioLLM:
+def qwen2_audio(settings: LLMRoleSettings, servers: ServerSlots | None = None) -> AudioLLM:
     return Qwen2AudioTransformers(_model("qwen2_audio", settings), device=settings.device)
 
 
-def openai_vision(settings: LLMRoleSettings) -> VisionLLM:
-    return OpenAIVisionLLM(_server("openai_vision", settings).client())
+def openai_vision(settings: LLMRoleSettings, servers: ServerSlots | None = None) -> VisionLLM:
+    return OpenAIVisionLLM(_server("openai_vision", settings).client(servers))
 
 
-def qwen2_5_vl(settings: LLMRoleSettings) -> VisionLLM:
+def qwen2_5_vl(settings: LLMRoleSettings, servers: ServerSlots | None = None) -> VisionLLM:
     return Qwen25VLTransformers(_model("qwen2_5_vl", settings), device=settings.device)

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from fusionaudio.backends.audioset_ontology import MusicClasses, music_classes
 from fusionaudio.backends.music_dsp import LibrosaMusicDsp
+from fusionaudio.backends.openai_http import ServerSlots
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import ACCOMPANIMENT_16K, AUDIO_16K_MONO, Resources, Stage, StageInput
 from fusionaudio.stages.experts.llm_backends import AudioLLM, openai_audio, qwen2_audio
@@ -387,7 +388,7 @@ def vocals_evidence(
 DERIVED = "derived"
 # backend name (``experts.music.backend``) -> the audio LLM, not yet loaded; None: no
 # model, the stage derives the description from the tagging cue and DSP
-MUSIC_BACKENDS: dict[str, Callable[[MusicConfig], AudioLLM] | None] = {
+MUSIC_BACKENDS: dict[str, Callable[[MusicConfig, ServerSlots | None], AudioLLM] | None] = {
     DERIVED: None,
     "openai_audio": openai_audio,
     "qwen2_audio": qwen2_audio,
@@ -427,6 +428,7 @@ class MusicStage(Stage):
     def __init__(self, settings: MusicConfig, context: BuildContext | None = None) -> None:
         context = context or BuildContext()
         self.settings = settings
+        self.servers = context.servers
         # the accompaniment stem when separation runs
         self.audio_view = ACCOMPANIMENT_16K if context.separated else AUDIO_16K_MONO
         self.needs = ("tagging", self.audio_view)
@@ -446,7 +448,7 @@ class MusicStage(Stage):
         make = MUSIC_BACKENDS[self.backend_name]
         if make is None:
             raise ValueError(f"the {self.backend_name} backend has no model")
-        return make(self.settings)
+        return make(self.settings, self.servers)
 
     def fingerprint(self) -> dict[str, Any]:
         base: dict[str, Any] = {

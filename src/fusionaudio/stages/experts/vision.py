@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from fusionaudio.backends.imagenet_vision import ImagenetFacesOcr
+from fusionaudio.backends.openai_http import ServerSlots
 from fusionaudio.media.frames import VideoFrame
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import VIDEO_FRAMES, Resources, Stage, StageInput
@@ -31,7 +32,7 @@ from fusionaudio.stages.settings import (
 LOCAL = "imagenet_faces_ocr"
 # backend name (``experts.vision.backend``) -> the vision LLM, not yet loaded; None: the
 # local ImageNet classes, faces and OCR (``backends/imagenet_vision.py``), no prompt
-VISION_BACKENDS: dict[str, Callable[[VisionConfig], VisionLLM] | None] = {
+VISION_BACKENDS: dict[str, Callable[[VisionConfig, ServerSlots | None], VisionLLM] | None] = {
     LOCAL: None,
     "openai_vision": openai_vision,
     "qwen2_5_vl": qwen2_5_vl,
@@ -61,7 +62,7 @@ class VisionConfig(RoleConfig):
         return known_name("vision backend", name, VISION_BACKENDS)
 
     def build(self, context: BuildContext) -> VisionStage:
-        return VisionStage(self)
+        return VisionStage(self, context.servers)
 
 
 class VisionStage(Stage):
@@ -70,8 +71,9 @@ class VisionStage(Stage):
     produces = "vision"
     prompt_version = 1
 
-    def __init__(self, settings: VisionConfig) -> None:
+    def __init__(self, settings: VisionConfig, servers: ServerSlots | None = None) -> None:
         self.settings = settings
+        self.servers = servers
         self.backend_name = settings.backend
         self.workers = settings.workers
         self.batch_size = batch_size_for(settings.batch_size, settings.device)
@@ -89,7 +91,7 @@ class VisionStage(Stage):
         make = VISION_BACKENDS[self.backend_name]
         if make is None:
             raise ValueError(f"the {self.backend_name} backend is no LLM")
-        return make(self.settings)
+        return make(self.settings, self.servers)
 
     def fingerprint(self) -> dict[str, Any]:
         if self.backend_name == LOCAL:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fusionaudio.backends.llm import LLMClient
+from fusionaudio.backends.openai_http import ServerSlots
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
@@ -87,10 +88,12 @@ class FusionStage(Stage):
         batch_size: int = 1,
         workers: int = 1,
         shared: SharedLLM | None = None,
+        servers: ServerSlots | None = None,
     ) -> None:
         # in-process llama.cpp decodes the batch's answers as parallel sequences
         self.llm = replace(llm, parallel=batch_size)
         self.shared = shared
+        self.servers = servers
         self.wants = wants
         self.prompt_style = prompt_style
         self.prompt_file = prompt_file
@@ -129,7 +132,7 @@ class FusionStage(Stage):
         }
 
     def setup(self) -> None:
-        self._client = open_client(self.llm, self.shared)
+        self._client = open_client(self.llm, self.shared, self.servers)
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
         """The batch's open captions are generated together (one ``generate_batch`` per

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fusionaudio.backends.llm import LLMClient
 from fusionaudio.backends.llm_llama_cpp import LlamaCppLLM
 from fusionaudio.backends.llm_openai import JsonMode, OpenAILLM
 from fusionaudio.backends.llm_vllm import VllmLLM
-from fusionaudio.backends.openai_http import ServerSettings
+from fusionaudio.backends.openai_http import ServerSettings, ServerSlots
 from fusionaudio.stages.base import Resources
 
 LLMBackendName = Literal["llama_cpp", "openai", "vllm"]
@@ -47,7 +47,7 @@ class LLMSettings:
             gpus=float(self.tensor_parallel_size) if self.backend == "vllm" else 0.0,
         )
 
-    def make(self) -> LLMClient:
+    def make(self, servers: ServerSlots | None = None) -> LLMClient:
         if self.backend == "llama_cpp":
             return LlamaCppLLM(
                 self.model,
@@ -59,7 +59,7 @@ class LLMSettings:
         if self.backend == "openai":
             if self.server is None:
                 raise ValueError("the openai LLM backend needs a server (base_url, model)")
-            return OpenAILLM(self.server, self.json_mode)
+            return OpenAILLM(self.server, self.json_mode, servers)
         if self.backend == "vllm":
             return VllmLLM(self.model, tensor_parallel_size=self.tensor_parallel_size)
         raise ValueError(f"unknown LLM backend {self.backend!r}; known: llama_cpp, openai, vllm")
@@ -79,30 +79,33 @@ class SharedLLM:
     Ray actor) starts empty and sets up its own client there.
     """
 
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(self, settings: LLMSettings, servers: ServerSlots | None = None) -> None:
         self.settings = settings
+        self.servers = servers
         self._lock = threading.Lock()
         self._client: LLMClient | None = None
 
     def client(self) -> LLMClient:
         with self._lock:
             if self._client is None:
-                client = self.settings.make()
+                client = self.settings.make(self.servers)
                 client.setup()
                 self._client = client
             return self._client
 
-    def __getstate__(self) -> dict[str, LLMSettings]:
-        return {"settings": self.settings}
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings, "servers": self.servers}
 
-    def __setstate__(self, state: dict[str, LLMSettings]) -> None:
-        self.__init__(state["settings"])  # type: ignore[misc]
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["settings"], state["servers"])  # type: ignore[misc]
 
 
-def open_client(llm: LLMSettings, shared: SharedLLM | None) -> LLMClient:
+def open_client(
+    llm: LLMSettings, shared: SharedLLM | None, servers: ServerSlots | None = None
+) -> LLMClient:
     """The shared client when stages share one, else this stage's own, set up."""
     if shared is not None:
         return shared.client()
-    client = llm.make()
+    client = llm.make(servers)
     client.setup()
     return client

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionaudio.backends.llm import GenerationRequest, LLMClient, LLMReply
+from fusionaudio.backends.openai_http import ServerSlots
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import Resources, Stage, StageInput
 from fusionaudio.stages.experts.prompts import Prompt, read_prompt_file
@@ -128,10 +129,12 @@ class QAStage(Stage):
         batch_size: int = 1,
         workers: int = 1,
         shared: SharedLLM | None = None,
+        servers: ServerSlots | None = None,
     ) -> None:
         # in-process llama.cpp decodes the batch's answers as parallel sequences
         self.llm = replace(llm, parallel=batch_size)
         self.shared = shared
+        self.servers = servers
         self.wants = wants
         self.pairs = pairs
         self.llm_pairs = llm_pairs
@@ -174,7 +177,7 @@ class QAStage(Stage):
         if self.llm_pairs == 0:  # every pair is written from the plan: load no model
             self._client = PlanWriter()
             return
-        self._client = open_client(self.llm, self.shared)
+        self._client = open_client(self.llm, self.shared, self.servers)
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
         """The batch's model-written pairs are asked together (one ``generate_batch`` per
