@@ -103,3 +103,25 @@ def test_qwen25_vl_answers_a_batch_of_clips_in_one_generate(tmp_path: Path) -> N
     assert len(first) == 2 and all(isinstance(t, str) for t in first)
     assert model.describe_frames_batch(clips, prompts) == first
     assert [model.describe_frames(c, p) for c, p in zip(clips, prompts, strict=True)] == first
+
+
+def test_clap_scores_a_batch_of_pairs_as_each_alone(tmp_path: Path) -> None:
+    """The paper's CLAP scorer (tiny random checkpoint): the batch's real clips through
+    the audio tower at once and its captions through the text tower at once."""
+    from fusionaudio.backends.clap_transformers import TransformersClap
+    from tests.tiny_models import tiny_clap
+
+    clap = TransformersClap(str(tiny_clap(tmp_path / "clap")))
+    clap.setup()
+    labelled = [clips_of(label)[0] for label in ("dog_bark", "rain", "siren")]
+    signals = [
+        decode_audio(c.path, Window(0, 30), 30).audio.mono().resample(48_000).samples[0]
+        for c in labelled
+    ]
+    captions = [c.caption for c in labelled]
+    alone = [
+        clap.score(signal, [caption])[0] for signal, caption in zip(signals, captions, strict=True)
+    ]
+    batched = clap.score_pairs(signals, captions)
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+    assert len(set(np.round(batched, 6))) == 3

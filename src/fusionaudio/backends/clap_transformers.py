@@ -3,6 +3,7 @@ trains, from a local folder or a hub id (``local_files_only`` by default)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,12 +45,25 @@ class TransformersClap:
 
     def score(self, signal: np.ndarray, texts: list[str]) -> list[float]:
         """Cosine similarity of the clip (at ``sample_rate``) with each text."""
+        audio, text = self._embed([signal], texts)
+        return [float(v) for v in (text @ audio[0]).cpu()]
+
+    def score_pairs(self, signals: Sequence[np.ndarray], texts: Sequence[str]) -> list[float]:
+        """Each clip's similarity with its own text: the batch's audio through the audio
+        tower in one call, its texts through the text tower in another."""
+        if not signals:
+            return []
+        audio, text = self._embed(signals, texts)
+        return [float(v) for v in (audio * text).sum(dim=-1).cpu()]
+
+    def _embed(self, signals: Sequence[np.ndarray], texts: Sequence[str]) -> tuple[Any, Any]:
+        """Unit-length audio and text embeddings."""
         import torch
 
         if self._model is None:
             raise RuntimeError("TransformersClap.setup() was not called")
         audio_inputs = self._processor.feature_extractor(
-            [np.asarray(signal, dtype=np.float32)],
+            [np.asarray(signal, dtype=np.float32) for signal in signals],
             sampling_rate=self.sample_rate,
             return_tensors="pt",
         )
@@ -57,7 +71,11 @@ class TransformersClap:
         # positions start after the padding index, hence the 2).
         positions = int(self._model.config.text_config.max_position_embeddings)
         text_inputs = self._processor.tokenizer(
-            texts, padding=True, truncation=True, max_length=positions - 2, return_tensors="pt"
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=positions - 2,
+            return_tensors="pt",
         )
         with torch.inference_mode():
             audio = self._model.get_audio_features(
@@ -68,6 +86,7 @@ class TransformersClap:
             )
         audio = getattr(audio, "pooler_output", audio)
         text = getattr(text, "pooler_output", text)
-        audio = torch.nn.functional.normalize(audio, dim=-1)
-        text = torch.nn.functional.normalize(text, dim=-1)
-        return [float(v) for v in (text @ audio[0]).cpu()]
+        return (
+            torch.nn.functional.normalize(audio, dim=-1),
+            torch.nn.functional.normalize(text, dim=-1),
+        )

@@ -37,6 +37,8 @@ class AudioTextScorer(Protocol):
 
     def score(self, signal: np.ndarray, texts: list[str]) -> list[float]: ...
 
+    def score_pairs(self, signals: Sequence[np.ndarray], texts: Sequence[str]) -> list[float]: ...
+
 
 # Scorers that need another input than the 48 kHz audio have their own path in the stage:
 # the pseudo-CLAP proxy scores the tagger's posteriors, a train-clap checkpoint a batch
@@ -141,7 +143,9 @@ class ClapScoreStage(Stage):
 
     def __call__(self, batch: Sequence[StageInput]) -> list[Cue]:
         if self._trained is not None:
-            return self._score_trained(batch, self._trained)
+            return self._score_batch(batch, self._trained, self.needs[1], self._trained.score)
+        if self._clap is not None:
+            return self._score_batch(batch, self._clap, AUDIO_48K_MONO, self._clap.score_pairs)
         cues = []
         for item in batch:
             started = time.perf_counter()
@@ -163,20 +167,20 @@ class ClapScoreStage(Stage):
                 }
                 if score is None:
                     output["reason"] = "no sound class above the posterior floor"
-            elif self._clap is not None:
-                (score,) = self._clap.score(
-                    item.audio(AUDIO_48K_MONO).samples[0], [fusion["caption"]]
-                )
-                output = {"score": round(score, 4), "scorer": self.scorer}
             else:
                 raise RuntimeError("ClapScoreStage.setup() was not called")
             cues.append(self.cue(backend, output, time.perf_counter() - started))
         return cues
 
-    def _score_trained(self, batch: Sequence[StageInput], scorer: CheckpointScorer) -> list[Cue]:
+    def _score_batch(
+        self,
+        batch: Sequence[StageInput],
+        backend: Any,
+        view: str,
+        score_pairs: Callable[[list[np.ndarray], list[str]], list[float]],
+    ) -> list[Cue]:
         """The whole batch's captions in one model call; clips without one get no score."""
         started = time.perf_counter()
-        view = self.needs[1]
         outputs: list[dict[str, Any]] = []
         scored = []
         for index, item in enumerate(batch):
@@ -189,8 +193,8 @@ class ClapScoreStage(Stage):
                 outputs.append({"scorer": self.scorer})
                 scored.append((index, item.audio(view).samples[0], str(fusion["caption"])))
         if scored:
-            scores = scorer.score([s for _, s, _ in scored], [c for _, _, c in scored])
+            scores = score_pairs([s for _, s, _ in scored], [c for _, _, c in scored])
             for (index, _, _), score in zip(scored, scores, strict=True):
                 outputs[index]["score"] = round(score, 4)
         elapsed = (time.perf_counter() - started) / max(1, len(batch))
-        return [self.cue(scorer, output, elapsed) for output in outputs]
+        return [self.cue(backend, output, elapsed) for output in outputs]
