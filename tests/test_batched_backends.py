@@ -125,3 +125,17 @@ def test_clap_scores_a_batch_of_pairs_as_each_alone(tmp_path: Path) -> None:
     batched = clap.score_pairs(signals, captions)
     np.testing.assert_allclose(batched, alone, atol=1e-5)
     assert len(set(np.round(batched, 6))) == 3
+
+
+def test_yamnet_scores_a_batch_of_real_clips_as_each_alone(models_dir: Path) -> None:
+    from fusionaudio.backends.yamnet_onnx import YamnetOnnx
+
+    signals = [decode_16k(clips_of(label)[0].path) for label in ("dog_bark", "rain", "siren")]
+    for precision in ("float32", "int8"):
+        yamnet = YamnetOnnx(models_dir, precision=precision)  # type: ignore[arg-type]
+        yamnet.setup()
+        alone = [yamnet.patch_scores(s) for s in signals]
+        batched = yamnet.patch_scores_batch(signals)
+        assert [b.shape for b in batched] == [a.shape for a in alone]
+        for b, a in zip(batched, alone, strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-5)

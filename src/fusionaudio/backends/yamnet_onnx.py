@@ -9,6 +9,7 @@ shipped graph as it is, one patch per call (its batch is fixed at 1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -179,15 +180,24 @@ class YamnetOnnx:
 
     def patch_scores(self, signal: np.ndarray) -> np.ndarray:
         """Sigmoid class scores, one row per 0.96 s patch (hop 0.48 s): (N, 521)."""
+        return self.patch_scores_batch([signal])[0]
+
+    def patch_scores_batch(self, signals: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each signal's patch scores; the patches of every signal go through the network
+        together (each patch is scored on its own, so this changes no number)."""
         if self._session is None:
             raise RuntimeError("YamnetOnnx.setup() was not called")
-        patches = log_mel_patches(signal)
+        if not signals:
+            return []
+        per_signal = [log_mel_patches(signal) for signal in signals]
+        patches = np.concatenate(per_signal)
         if self.precision == "float32":
             logits = self._float_logits(patches)
         else:
             logits = self._int8_logits(patches)
-        probs: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
-        return probs.astype(np.float32)
+        probs = (1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))).astype(np.float32)
+        ends = np.cumsum([len(p) for p in per_signal])[:-1]
+        return list(np.split(probs, ends))
 
     def patch_features(self, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per patch: sigmoid class scores (N, 521) and the 1024-d embedding that feeds the

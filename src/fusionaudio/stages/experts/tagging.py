@@ -39,6 +39,8 @@ class TaggerBackend(Protocol):
 
     def patch_scores(self, signal: np.ndarray) -> np.ndarray: ...
 
+    def patch_scores_batch(self, signals: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
 
 def _yamnet(settings: TaggingConfig, models_dir: Path) -> TaggerBackend:
     return YamnetOnnx(models_dir=models_dir, threads=settings.threads, precision=settings.precision)
@@ -151,11 +153,13 @@ class TaggingStage(Stage):
         backend = self._backend
         if backend is None:
             raise RuntimeError("TaggingStage.setup() was not called")
+        started = time.perf_counter()
+        audios = [item.audio(AUDIO_16K_MONO) for item in batch]
+        all_scores = backend.patch_scores_batch([audio.samples[0] for audio in audios])
+        share = (time.perf_counter() - started) / max(1, len(batch))
         cues = []
-        for item in batch:
-            started = time.perf_counter()
-            audio = item.audio(AUDIO_16K_MONO)
-            scores = backend.patch_scores(audio.samples[0])
+        for audio, scores in zip(audios, all_scores, strict=True):
+            began = time.perf_counter()
             output = summarise_scores(
                 scores,
                 backend.labels,
@@ -176,5 +180,5 @@ class TaggingStage(Stage):
                 audio.samples[0],
                 audio.sample_rate,
             )
-            cues.append(self.cue(backend, output, time.perf_counter() - started))
+            cues.append(self.cue(backend, output, share + time.perf_counter() - began))
         return cues
