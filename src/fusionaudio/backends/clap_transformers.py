@@ -62,11 +62,17 @@ class TransformersClap:
 
         if self._model is None:
             raise RuntimeError("TransformersClap.setup() was not called")
-        audio_inputs = self._processor.feature_extractor(
-            [np.asarray(signal, dtype=np.float32) for signal in signals],
-            sampling_rate=self.sample_rate,
-            return_tensors="pt",
-        )
+        # one clip per call: in "fusion" mode the extractor marks a random clip of a batch
+        # as long when none is, which would make a clip's score depend on its neighbours
+        per_clip = [
+            self._processor.feature_extractor(
+                [np.asarray(signal, dtype=np.float32)],
+                sampling_rate=self.sample_rate,
+                return_tensors="pt",
+            )
+            for signal in signals
+        ]
+        audio_inputs = {key: torch.cat([f[key] for f in per_clip]) for key in per_clip[0]}
         # A caption longer than the text tower's positions is cut, not a crash (RoBERTa's
         # positions start after the padding index, hence the 2).
         positions = int(self._model.config.text_config.max_position_embeddings)

@@ -28,6 +28,9 @@ from fusionaudio.backends.llm import GenerationRequest, LLMReply
 TOP_K = 40
 TOP_P = 0.95
 MIN_P = 0.05
+# Sequences decoded together at most; a CPU gains nothing beyond a few, a GPU build of
+# llama.cpp little beyond this, and each one adds n_ctx cells to the KV cache.
+MAX_PARALLEL = 8
 # The shared prefix is cached in blocks of at most this many tokens (``_block_ends``).
 PREFIX_BLOCK = 64
 
@@ -89,17 +92,18 @@ class ParallelDecoder:
         from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaTokenDataArray
 
         self._llama = llama
-        self.n_parallel = n_parallel
+        # A larger stage batch runs in waves: the context holds n_ctx cells per sequence.
+        self.n_parallel = max(1, min(n_parallel, MAX_PARALLEL))
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx_per_seq * n_parallel
+        params.n_ctx = n_ctx_per_seq * self.n_parallel
         params.n_batch = 512
         params.n_ubatch = 512
-        params.n_seq_max = n_parallel
+        params.n_seq_max = self.n_parallel
         params.kv_unified = True  # the shared prefix lives once, in cells of every sequence
         params.n_threads = threads
         params.n_threads_batch = threads
         self._ctx = LlamaContext(model=llama._model, params=params, verbose=False)
-        self._batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=n_parallel, verbose=False)
+        self._batch = LlamaBatch(n_tokens=512, embd=0, n_seq_max=self.n_parallel, verbose=False)
         self._vocab = llama._model.vocab
         model = llama._model
         eos = model.token_eos()
@@ -113,6 +117,7 @@ class ParallelDecoder:
             stop_token_ids=[eos],
         )
         self._cached_prefix: list[int] = []
+        self._stale = False
         self._grammars: dict[str, Any] = {}
         self._candidates = LlamaTokenDataArray(n_vocab=model.n_vocab())
 
@@ -129,7 +134,11 @@ class ParallelDecoder:
 
     def _tokens(self, request: GenerationRequest) -> list[int]:
         prompt = self._format(messages=request.messages).prompt
-        return list(self._llama.tokenize(prompt.encode("utf-8"), special=True))
+        # the template writes any BOS itself, as llama-cpp-python's own chat handler assumes
+        tokens = list(self._llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        if not tokens:
+            raise ValueError("the chat template gave an empty prompt")
+        return tokens
 
     def _sampler(self, request: GenerationRequest) -> _Sampler:
         from llama_cpp import LlamaGrammar
@@ -146,7 +155,8 @@ class ParallelDecoder:
             chain.add_dist(request.seed)
         if request.json_schema is None:
             return _Sampler(chain, None)
-        schema = json.dumps(request.json_schema, sort_keys=True)
+        # the grammar keeps the schema's key order (sorting would reorder the answer's keys)
+        schema = json.dumps(request.json_schema)
         if schema not in self._grammars:
             self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
         grammar = LlamaSampler()
@@ -157,6 +167,8 @@ class ParallelDecoder:
         started = time.perf_counter()
         prompts = [self._tokens(r) for r in requests]
         # every sequence keeps at least one token of its own, whose logits it samples from
+        if any(r.max_tokens < 1 for r in requests):
+            raise ValueError("max_tokens must be at least 1")
         shared = min(len(_common_prefix(prompts)), min(len(p) for p in prompts) - 1)
         prefix = prompts[0][: self._block_ends(prompts[0][:shared])[-1]]
         limit = self._ctx.n_ctx()
@@ -205,12 +217,19 @@ class ParallelDecoder:
         one, so the cache's layout is the same too. The answers thus depend only on the
         batch's requests, never on what was decoded before.
         """
+        if self._stale:  # a removal failed: start from an empty cache
+            self._ctx.kv_cache_clear()
+            self._cached_prefix = []
+            self._stale = False
         for seq_id in range(1, self.n_parallel):
-            self._ctx.kv_cache_seq_rm(seq_id, -1, -1)
+            self._remove(seq_id, -1)
         common = len(_common_prefix([self._cached_prefix, prefix]))
         ends = self._block_ends(prefix)
         kept = max(end for end in ends if end <= common)
-        self._ctx.kv_cache_seq_rm(0, kept, -1)
+        if not self._remove(0, kept):
+            self._ctx.kv_cache_clear()
+            self._stale = False
+            kept = 0
         self._cached_prefix = prefix[:kept]
         for start, stop in itertools.pairwise(ends):
             if start < kept:
@@ -266,7 +285,16 @@ class ParallelDecoder:
             s.done = len(s.tokens) >= s.max_tokens
         if s.done:
             s.latency_s = time.perf_counter() - s.started
-            self._ctx.kv_cache_seq_rm(s.seq_id, len(self._cached_prefix), -1)
+            self._remove(s.seq_id, len(self._cached_prefix))
+
+    def _remove(self, seq_id: int, start: int) -> bool:
+        """Drop a sequence's cells from ``start`` on. Models whose memory cannot drop part
+        of a sequence (recurrent ones) refuse; the cache is then cleared before the next
+        wave instead of being trusted."""
+        removed = bool(self._ctx.kv_cache_seq_rm(seq_id, start, -1))
+        if not removed:
+            self._stale = True
+        return removed
 
     def _reply(self, s: _Sequence) -> LLMReply:
         text = self._llama.detokenize(s.tokens).decode("utf-8", errors="ignore")

@@ -46,6 +46,8 @@ class LlamaCppLLM:
             "model": self.model,
             "weights": gguf_identity(self.model),
             "n_ctx": str(self.n_ctx),
+            # answers come from the parallel decoder's sampling (grammar checked per token)
+            "decoder": "llama_parallel-v1",
         }
 
     def setup(self) -> None:

@@ -499,7 +499,7 @@ class MusicStage(Stage):
             signals = [batch[i].audio(self.audio_view).samples[0] for i in opened]
             answers = self._llm.describe_batch(signals, [prompt.text] * len(opened))
             texts = dict(zip(opened, answers, strict=True))
-        share = (time.perf_counter() - started) / max(1, len(batch))
+        share = (time.perf_counter() - started) / max(1, len(texts))
         cues = []
         for i, (item, gate) in enumerate(zip(batch, gates, strict=True)):
             began = time.perf_counter()
@@ -512,7 +512,8 @@ class MusicStage(Stage):
                 backend = self._dsp
                 audio = item.audio(self.audio_view)
                 output.update(self.derived(item, audio.samples[0], audio.sample_rate))
-            cue = self.cue(backend, output, share + time.perf_counter() - began)
+            spent = time.perf_counter() - began + (share if i in texts else 0.0)
+            cue = self.cue(backend, output, spent)
             cues.append(cue.with_prompt_version(prompt.identity) if i in texts else cue)
         return cues
 
