@@ -13,6 +13,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,12 +47,24 @@ def server_settings(config: ServerConfig | None) -> ServerSettings | None:
     return ServerSettings(**config.model_dump())
 
 
-def batch_size_for(batch_size: int | None, device: str, cuda: int = 8) -> int:
-    """A section's ``batch_size``, or the default: batched calls pay off on a GPU; on a
-    CPU one clip at a time keeps the stage's memory small and its latency even."""
+# A role's ``batch_size``: clips per backend call; None picks the role's default.
+BatchSize = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="clips per backend call (batched in the model, or sent to a server at "
+        "once); None: the role's default, larger on CUDA",
+    ),
+]
+
+
+def batch_size_for(batch_size: int | None, device: str, cuda: int = 8, cpu: int = 1) -> int:
+    """A section's ``batch_size``, or the role's default for its device: batched calls pay
+    off on a GPU; on a CPU few clips at a time keep the stage's memory small and its
+    latency even."""
     if batch_size is not None:
         return batch_size
-    return cuda if device.startswith("cuda") else 1
+    return cuda if device.startswith("cuda") else cpu
 
 
 def default_models_dir() -> Path:

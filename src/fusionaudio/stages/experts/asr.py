@@ -20,7 +20,7 @@ from fusionaudio.backends.whisper_transformers import TransformersWhisper
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, VOCALS_16K, Resources, Stage, StageInput
 from fusionaudio.stages.experts.asr_filter import FILTER_VERSION, screen_transcript
-from fusionaudio.stages.settings import BuildContext, RoleConfig, known_name
+from fusionaudio.stages.settings import BuildContext, RoleConfig, batch_size_for, known_name
 
 # faster-whisper's compute type when none is configured. On CPU chosen by measurement
 # (benchmarks/bench_asr.py, docs/benchmarks.md): over every speech clip with known text,
@@ -36,10 +36,6 @@ DEFAULT_BEAM_SIZE = 1
 # 16); on a CPU batching buys nothing, and faster-whisper transcribes one clip at a time.
 GPU_BATCH_SIZE = 16
 CPU_BATCH_SIZE = 1
-
-
-def default_batch_size(device: str) -> int:
-    return GPU_BATCH_SIZE if device.startswith("cuda") else CPU_BATCH_SIZE
 
 
 @runtime_checkable
@@ -155,10 +151,8 @@ class AsrStage(Stage):
         self.needs = ("vad", self.audio_view)
         self.backend_name = settings.backend
         self.min_speech_s = settings.min_speech_s
-        self.batch_size = (
-            default_batch_size(settings.device)
-            if settings.batch_size is None
-            else settings.batch_size
+        self.batch_size = batch_size_for(
+            settings.batch_size, settings.device, cuda=GPU_BATCH_SIZE, cpu=CPU_BATCH_SIZE
         )
         self.workers = settings.workers
         self.resources = Resources(

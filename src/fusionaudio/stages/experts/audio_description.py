@@ -30,6 +30,7 @@ from fusionaudio.stages.base import (
 from fusionaudio.stages.experts.llm_backends import AudioLLM, openai_audio, qwen2_audio
 from fusionaudio.stages.experts.prompts import load_prompt
 from fusionaudio.stages.settings import (
+    BatchSize,
     BuildContext,
     RoleConfig,
     ServerConfig,
@@ -63,12 +64,7 @@ class AudioDescriptionConfig(RoleConfig):
     device: str = "cpu"
     min_event_confidence: float = Field(0.2, ge=0, le=1)
     max_events: int = Field(6, ge=1)
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="clips per call (one batched generate; a server gets them at once); "
-        "None: 8 on CUDA, 1 otherwise",
-    )
+    batch_size: BatchSize = None
     workers: int = Field(1, ge=1)
 
     @field_validator("backend")
@@ -134,7 +130,6 @@ class AudioDescriptionStage(Stage):
     name = "audio_description"
     produces = "audio_description"
 
-    batch_size = 4
     prompt_version = 1
 
     def __init__(
@@ -151,7 +146,7 @@ class AudioDescriptionStage(Stage):
             else (AUDIO_16K_MONO,)
         )
         self.workers = settings.workers
-        self.batch_size = batch_size_for(settings.batch_size, settings.device)
+        self.batch_size = batch_size_for(settings.batch_size, settings.device, cpu=4)
         self.resources = Resources(cpus=1, gpus=1.0 if settings.device.startswith("cuda") else 0.0)
         self._llm: AudioLLM | None = None
 

@@ -24,6 +24,7 @@ from fusionaudio.stages.base import ACCOMPANIMENT_16K, AUDIO_16K_MONO, Resources
 from fusionaudio.stages.experts.llm_backends import AudioLLM, openai_audio, qwen2_audio
 from fusionaudio.stages.experts.prompts import load_prompt
 from fusionaudio.stages.settings import (
+    BatchSize,
     BuildContext,
     RoleConfig,
     ServerConfig,
@@ -401,12 +402,7 @@ class MusicConfig(RoleConfig):
     server: ServerConfig | None = None
     device: str = "cpu"
     gate_threshold: float = Field(0.3, ge=0, le=1, description="YAMNet 'Music' score to open")
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="clips per call (one batched generate; a server gets them at once); "
-        "None: 8 on CUDA, 1 otherwise",
-    )
+    batch_size: BatchSize = None
     workers: int = Field(1, ge=1)
 
     @field_validator("backend")
@@ -421,7 +417,6 @@ class MusicConfig(RoleConfig):
 class MusicStage(Stage):
     name = "music"
     produces = "music"
-    batch_size = 2
     prompt_version = 1
     candidate_min_confidence = 0.015
 
@@ -438,7 +433,7 @@ class MusicStage(Stage):
         self.backend_name = settings.backend
         self.gate_threshold = settings.gate_threshold
         self.workers = settings.workers
-        self.batch_size = batch_size_for(settings.batch_size, settings.device)
+        self.batch_size = batch_size_for(settings.batch_size, settings.device, cpu=2)
         self.resources = Resources(cpus=1, gpus=1.0 if settings.device.startswith("cuda") else 0.0)
         self._classes: MusicClasses | None = None
         self._dsp: LibrosaMusicDsp | None = None

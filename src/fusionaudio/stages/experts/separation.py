@@ -26,7 +26,13 @@ from fusionaudio.stages.base import (
     StageInput,
     StageOutput,
 )
-from fusionaudio.stages.settings import BuildContext, RoleConfig, batch_size_for, known_name
+from fusionaudio.stages.settings import (
+    BatchSize,
+    BuildContext,
+    RoleConfig,
+    batch_size_for,
+    known_name,
+)
 
 
 @runtime_checkable
@@ -71,12 +77,7 @@ class SeparationConfig(RoleConfig):
     model_path: Path | None = Field(None, description="htdemucs: a .th file or a local model repo")
     model_name: str = Field("htdemucs", description="htdemucs: the bag to load from a repo folder")
     device: str = "cpu"
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="clips per call (Spleeter: their segments in one U-Net batch; HT-Demucs: "
-        "clips of one length stacked); None: 8 on CUDA, 1 otherwise",
-    )
+    batch_size: BatchSize = None
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)
 

@@ -22,6 +22,7 @@ from fusionaudio.stages.base import VIDEO_FRAMES, Resources, Stage, StageInput
 from fusionaudio.stages.experts.llm_backends import VisionLLM, openai_vision, qwen2_5_vl
 from fusionaudio.stages.experts.prompts import load_prompt
 from fusionaudio.stages.settings import (
+    BatchSize,
     BuildContext,
     RoleConfig,
     ServerConfig,
@@ -47,12 +48,7 @@ class VisionConfig(RoleConfig):
     top_k: int = Field(3, ge=1)
     min_confidence: float = Field(0.1, ge=0, le=1)
     ocr: bool = True
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="clips per call (one batched generate; a server gets them at once); "
-        "None: 8 on CUDA, 1 otherwise",
-    )
+    batch_size: BatchSize = None
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)
 
