@@ -1,8 +1,9 @@
 """Several chat generations decoded together as parallel sequences of one llama.cpp context.
 
-On a CPU one sequence's decode step reads every weight for one token; a step over four
-sequences reads them once for four tokens, so a batch of answers costs far less than the
-same answers one after another. The prompts of one stage share their instructions: that
+Where decoding is bound by reading the weights (a GPU build, a CPU with many cores), a
+step over four sequences reads them once for four tokens, so a batch of answers costs far
+less than the same answers one after another; on a 2-core CPU, where one token already
+fills the cores, it costs about the same (docs/benchmarks.md). The prompts of one stage share their instructions: that
 prefix is evaluated once, on sequence 0, and shared with the others through the unified
 KV cache (no copy), and it stays cached for the next batch. Each sequence has its own
 sampler chain (its JSON grammar, temperature and seed), the chain llama-cpp-python builds
@@ -165,19 +166,20 @@ class ParallelDecoder:
 
     def _wave(self, requests: Sequence[GenerationRequest]) -> list[LLMReply]:
         started = time.perf_counter()
-        prompts = [self._tokens(r) for r in requests]
-        # every sequence keeps at least one token of its own, whose logits it samples from
         if any(r.max_tokens < 1 for r in requests):
             raise ValueError("max_tokens must be at least 1")
-        shared = min(len(_common_prefix(prompts)), min(len(p) for p in prompts) - 1)
-        prefix = prompts[0][: self._block_ends(prompts[0][:shared])[-1]]
+        prompts = [self._tokens(r) for r in requests]
+        # every sequence keeps at least one token of its own, whose logits it samples from
+        shared = min(_common_length(prompts), min(len(p) for p in prompts) - 1)
+        ends = self._block_ends(prompts[0][:shared])
+        prefix = prompts[0][: ends[-1]]
         limit = self._ctx.n_ctx()
         needed = len(prefix) + sum(
             len(p) - len(prefix) + r.max_tokens for p, r in zip(prompts, requests, strict=True)
         )
         if needed > limit:
             raise ValueError(f"{needed} tokens do not fit the parallel context of {limit}")
-        self._reuse_prefix(prefix)
+        self._reuse_prefix(prefix, ends)
         seqs = [
             _Sequence(i, prompt, r.max_tokens, self._sampler(r), started)
             for i, (prompt, r) in enumerate(zip(prompts, requests, strict=True))
@@ -209,24 +211,21 @@ class ParallelDecoder:
                 ends.append(i)
         return ends
 
-    def _reuse_prefix(self, prefix: list[int]) -> None:
+    def _reuse_prefix(self, prefix: list[int], ends: list[int]) -> None:
         """Keep the cached blocks of the shared prefix on sequence 0; evaluate the rest.
 
         The prefix is evaluated block by block, one decode each, so a cached block holds
         the bits a fresh evaluation would give; and freed cells are refilled from the first
         one, so the cache's layout is the same too. The answers thus depend only on the
-        batch's requests, never on what was decoded before.
+        batch's requests, never on what was decoded before. ``ends`` are the prefix's
+        block ends (``_block_ends``).
         """
-        if self._stale:  # a removal failed: start from an empty cache
-            self._ctx.kv_cache_clear()
-            self._cached_prefix = []
-            self._stale = False
         for seq_id in range(1, self.n_parallel):
             self._remove(seq_id, -1)
-        common = len(_common_prefix([self._cached_prefix, prefix]))
-        ends = self._block_ends(prefix)
+        common = _common_length([self._cached_prefix, prefix])
         kept = max(end for end in ends if end <= common)
-        if not self._remove(0, kept):
+        self._remove(0, kept)
+        if self._stale:  # a removal failed, now or before: start from an empty cache
             self._ctx.kv_cache_clear()
             self._stale = False
             kept = 0
@@ -287,14 +286,12 @@ class ParallelDecoder:
             s.latency_s = time.perf_counter() - s.started
             self._remove(s.seq_id, len(self._cached_prefix))
 
-    def _remove(self, seq_id: int, start: int) -> bool:
+    def _remove(self, seq_id: int, start: int) -> None:
         """Drop a sequence's cells from ``start`` on. Models whose memory cannot drop part
         of a sequence (recurrent ones) refuse; the cache is then cleared before the next
-        wave instead of being trusted."""
-        removed = bool(self._ctx.kv_cache_seq_rm(seq_id, start, -1))
-        if not removed:
+        prefix is laid down instead of being trusted."""
+        if not self._ctx.kv_cache_seq_rm(seq_id, start, -1):
             self._stale = True
-        return removed
 
     def _reply(self, s: _Sequence) -> LLMReply:
         text = self._llama.detokenize(s.tokens).decode("utf-8", errors="ignore")
@@ -306,11 +303,11 @@ class ParallelDecoder:
         )
 
 
-def _common_prefix(lists: Sequence[Sequence[int]]) -> list[int]:
+def _common_length(lists: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every list shares."""
     first = lists[0]
     n = min(len(x) for x in lists)
     for i in range(n):
-        token = first[i]
-        if any(x[i] != token for x in lists[1:]):
-            return list(first[:i])
-    return list(first[:n])
+        if any(x[i] != first[i] for x in lists[1:]):
+            return i
+    return n

@@ -104,7 +104,7 @@ class ServerSlots:
         url = server.base_url.rstrip("/")
         with self._lock:
             if url not in self._slots:
-                limit = min(self.limits.get(url, server.max_concurrency), server.max_concurrency)
+                limit = self.limits.get(url, server.max_concurrency)
                 self._slots[url] = threading.BoundedSemaphore(limit)
             return self._slots[url]
 
