@@ -1,8 +1,9 @@
 """Each batched expert stage on this machine: clips per second at its default batch size
 (and at 4 where the CPU default is 1) against batch size 1, measured in the same run on
-the same real recordings (one clip per class from ../shared/data/sounds).
+the same real recordings (one clip per class from ../shared/data/sounds; for ASR every
+recording with speech, its voice-activity cue computed first, as in a run).
 
-Usage: python benchmarks/bench_batching.py [--clips 24]
+Usage: python benchmarks/bench_batching.py [--clips 24] [--stages vad,tagging,...]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.schema import Clip
 from fusionaudio.stages.base import AUDIO_16K_MONO, AUDIO_44K_STEREO, Stage, StageInput
+from fusionaudio.stages.experts.asr import AsrConfig
 from fusionaudio.stages.experts.separation import SeparationConfig
 from fusionaudio.stages.experts.tagging import TaggingConfig
 from fusionaudio.stages.experts.vad import VadConfig
@@ -26,12 +28,15 @@ from fusionaudio.stages.settings import BuildContext
 SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sounds"
 
 
-def real_clips(count: int) -> list[StageInput]:
+def real_clips(count: int, speech: bool = False) -> list[StageInput]:
+    """One clip per class, or (``speech``) every clip with speech."""
     seen: set[str] = set()
     items = []
     for line in (SOUNDS / "labels.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if row["class"] in seen or len(seen) == count:
+        if speech and not row.get("has_speech"):
+            continue
+        if not speech and (row["class"] in seen or len(seen) == count):
             continue
         seen.add(row["class"])
         path = SOUNDS / row["path"]
@@ -42,6 +47,17 @@ def real_clips(count: int) -> list[StageInput]:
         }
         items.append(StageInput(Clip(row["class"], str(path)), views, {}))  # type: ignore[arg-type]
     return items
+
+
+def with_voice_activity(items: list[StageInput]) -> list[StageInput]:
+    """The clips with their VAD cue, which ASR reads to decide whether to transcribe."""
+    vad = VadConfig().build(BuildContext())
+    vad.setup()
+    cues = vad(items)
+    return [
+        StageInput(item.clip, item.views, {"vad": cue})
+        for item, cue in zip(items, cues, strict=True)
+    ]
 
 
 def clips_per_s(stage: Stage, items: list[StageInput]) -> float:
@@ -63,6 +79,7 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--stages", default="vad,tagging,separation,asr")
     args = parser.parse_args()
     items = real_clips(args.clips)
     audio_s = sum(i.audio(AUDIO_16K_MONO).duration_s for i in items)
@@ -75,17 +92,20 @@ def main() -> None:
         "vad": VadConfig().batch_size,
         "tagging": TaggingConfig().batch_size,
         "separation": 4,  # its CPU default is 1; 4 shows what batching does here
+        "asr": 4,  # the same
     }
     build: dict[str, Callable[[int], Stage]] = {
         "vad": lambda b: VadConfig(batch_size=b).build(context),
         "tagging": lambda b: TaggingConfig(batch_size=b).build(context),
         "separation": lambda b: SeparationConfig(batch_size=b).build(context),
+        "asr": lambda b: AsrConfig(batch_size=b, threads=2).build(context),
     }
     print(f"{'stage':12s} {'batch':>5s} {'clips/s':>8s} {'batch 1':>8s} {'ratio':>6s}")
-    for name, make in build.items():
-        batch = defaults[name]
-        one = clips_per_s(make(1), items)
-        many = clips_per_s(make(batch), items)
+    for name in args.stages.split(","):
+        make, batch = build[name], defaults[name]
+        clips = items if name != "asr" else with_voice_activity(real_clips(0, speech=True))
+        one = clips_per_s(make(1), clips)
+        many = clips_per_s(make(batch), clips)
         print(f"{name:12s} {batch:5d} {many:8.2f} {one:8.2f} {many / one:5.2f}x", flush=True)
 
 

@@ -1,5 +1,7 @@
 """Batched model calls give each clip what it gets alone: separation (Spleeter on real
-recordings, HT-Demucs on a tiny random checkpoint) within float tolerance; the
+recordings, HT-Demucs on a tiny random checkpoint) within float tolerance; Whisper
+through CTranslate2 (the packaged model on real speech in four languages) the same
+transcript; the
 generative Qwen2-Audio and Qwen2.5-VL (tiny random checkpoints) one answer per clip, the
 same on every run, and here (float32 on a CPU) the answer each clip gets alone."""
 
@@ -14,10 +16,11 @@ from fusionaudio.backends.audio_llm import Qwen2AudioTransformers
 from fusionaudio.backends.htdemucs_torch import HTDemucsTorch
 from fusionaudio.backends.spleeter_torch import SpleeterTorch
 from fusionaudio.backends.vision_llm import Qwen25VLTransformers
+from fusionaudio.backends.whisper_ctranslate2 import FasterWhisper, WhisperWindow
 from fusionaudio.media.decode import Window, decode_audio
 from fusionaudio.media.frames import frame_times, sample_frames
 from tests.media_factory import EXAMPLES
-from tests.real_sounds import clips_of, decode_16k
+from tests.real_sounds import clips_of, decode_16k, labelled_clips
 from tests.tiny_models import tiny_htdemucs, tiny_qwen2_audio, tiny_qwen25_vl
 
 
@@ -54,6 +57,34 @@ def test_spleeter_separates_a_batch_of_real_clips_as_each_alone() -> None:
     spleeter.setup()
     alone = [spleeter.separate(c) for c in clips]
     assert_same_stems(spleeter.separate_batch(clips), alone)
+
+
+def test_faster_whisper_decodes_a_batch_of_speech_in_several_languages_as_each_alone(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One encoder pass and one ``generate`` for the batch, each clip under the language
+    detected for it. Clear speech settles in its first window, so no clip here is sent
+    back to faster-whisper's one-clip loop; a clip longer than a window always is."""
+    speech = [c for c in labelled_clips() if c.has_speech]
+    signals = [
+        decode_16k(next(c.path for c in speech if f"in {language}" in c.caption))
+        for language in ("French", "Russian", "Czech")
+    ]
+    whisper = FasterWhisper(models_dir, compute_type="float32", beam_size=1, threads=2)
+    whisper.setup()
+    extractor = whisper._loaded().feature_extractor
+    assert all(WhisperWindow.of(extractor(s), extractor).fits for s in signals)
+    assert not WhisperWindow.of(extractor(np.zeros(16_000 * 31, np.float32)), extractor).fits
+
+    alone = [whisper.transcribe(s) for s in signals]
+    assert [t["language"] for t in alone] == ["fr", "ru", "cs"]
+    assert all(t["segments"] for t in alone)
+
+    def not_alone(signal: np.ndarray) -> dict[str, object]:
+        raise AssertionError("a clip was sent back to the one-clip loop")
+
+    monkeypatch.setattr(whisper, "transcribe", not_alone)
+    assert whisper.transcribe_batch(signals) == alone
 
 
 def test_htdemucs_stacks_clips_of_one_length_and_runs_the_others_alone(tmp_path: Path) -> None:

