@@ -200,12 +200,33 @@ def test_a_worker_killed_in_mid_stage_loses_and_repeats_no_item(
     ray_session: Any, tmp_path: Path
 ) -> None:
     marker = tmp_path / "killed"
-    engine = RayDataEngine(partition_size=25)  # one partition: actors start once
+    engine = RayDataEngine(partition_size=5)
     seen: list[int] = []
     steps: list[Any] = [_AddOne(marker), _DiesOnce(marker)]
     engine.run(steps, range(25), seen.append)
     assert marker.exists()  # a worker really died
     assert sorted(seen) == [(i + 1) * 10 for i in range(25)]
+
+
+class _CountsSetups(_AddOne):
+    """Writes one file per ``setup()``: how often the step's actors were started."""
+
+    name = "counts_setups"
+
+    def setup(self) -> None:
+        import os
+        import uuid
+
+        (self.marker / f"setup-{os.getpid()}-{uuid.uuid4().hex[:6]}").touch()
+
+
+def test_actor_pools_start_once_for_all_partitions(ray_session: Any, tmp_path: Path) -> None:
+    """Ten partitions of three items: every item comes out once, and the step's one
+    actor is set up once for the run (not once per partition)."""
+    seen: list[int] = []
+    RayDataEngine(partition_size=3).run([_CountsSetups(tmp_path)], range(30), seen.append)
+    assert sorted(seen) == [i + 1 for i in range(30)]
+    assert len(list(tmp_path.glob("setup-*"))) == 1
 
 
 def test_an_llm_server_down_for_a_while_fails_only_the_clips_it_touched(

@@ -1,12 +1,16 @@
 """Runs the steps on Ray Data, on this machine or a cluster, unchanged.
 
-The input streams in partitions (``partition_size`` items, about 1,000 by default); each
-partition becomes a Dataset whose every step is a ``map_batches`` over an actor pool
-(``setup()`` once per actor, the step's batch size, ``num_cpus`` / ``num_gpus`` from the
-step's declared resources, up to ``workers`` actors). Finished items stream back to the
-driver, which hands them to the sink as they come, so the run folder's clip-level resume
-applies unchanged: a killed driver or a lost worker costs at most the clips in flight,
-and a resubmitted job skips every finished clip while the stage cache serves the rest.
+The input is cut into partitions (``partition_size`` items, about 1,000 by default), each
+put in the object store as one block as soon as it is cut, so the driver holds one
+partition at a time. One Dataset over all the blocks runs every step as a
+``map_batches`` over an actor pool (``setup()`` once per actor for the whole run, the
+step's batch size, ``num_cpus`` / ``num_gpus`` from the step's declared resources, up to
+``workers`` actors): the pools start once, not once per partition, which on a million
+clips is the difference between loading every model once and a thousand times.
+Finished items stream back to the driver, which hands them to the sink as they come, so
+the run folder's clip-level resume applies unchanged: a killed driver or a lost worker
+costs at most the clips in flight, and a resubmitted job skips every finished clip while
+the stage cache serves the rest.
 
 Steps must pickle (every stage does before ``setup()``; ``tests/test_stage_pickling.py``)
 and must not raise for a bad item, as for every engine.
@@ -73,11 +77,16 @@ class RayDataEngine:
         context.verbose_progress = False
 
     def _dataset(
-        self, steps: list[Step[T]], partition: list[T], shares: list[tuple[float, float]]
+        self, steps: list[Step[T]], items: Iterable[T], shares: list[tuple[float, float]]
     ) -> Any:
+        import pandas as pd
         import ray
 
-        dataset: Any = ray.data.from_items([{COLUMN: item} for item in partition])
+        blocks = [
+            ray.put(pd.DataFrame({COLUMN: _column(partition)}))
+            for partition in _partitions(items, self.partition_size)
+        ]
+        dataset: Any = ray.data.from_pandas_refs(blocks)
         for step, (cpus, gpus) in zip(steps, shares, strict=True):
             dataset = dataset.map_batches(
                 _StepActor,
@@ -107,19 +116,17 @@ class RayDataEngine:
         started = time.perf_counter()
         self._connect()
         stats = EngineStats(steps={step.name: StepStats() for step in steps})
-        shares = _shares(steps, self._cluster())
-        for partition in _partitions(items, self.partition_size):
-            dataset = self._dataset(steps, partition, shares)
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                for item in batch[COLUMN]:
-                    seconds = self.timings(item) if self.timings is not None else {}
-                    for step in steps:
-                        record = stats.steps[step.name]
-                        record.items += 1
-                        record.busy_s += seconds.get(step.name, 0.0)
-                        if progress is not None:
-                            progress(step.name, 1)
-                    sink(item)
+        dataset = self._dataset(steps, items, _shares(steps, self._cluster()))
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for item in batch[COLUMN]:
+                seconds = self.timings(item) if self.timings is not None else {}
+                for step in steps:
+                    record = stats.steps[step.name]
+                    record.items += 1
+                    record.busy_s += seconds.get(step.name, 0.0)
+                    if progress is not None:
+                        progress(step.name, 1)
+                sink(item)
         stats.wall_s = time.perf_counter() - started
         return stats
 
