@@ -1,7 +1,7 @@
 """Clips per second through four engines, on real recordings, against a naive loop.
 
-N varied real clips (round robin over the classes of ../shared/data/sounds, so no cache
-applies between clips) through the offline preset with the LLM stages off (the
+N varied real clips (round robin over the classes of ../shared/data/sounds; past its 118
+recordings, copies at a slightly lower gain, so no cache applies between clips) through the offline preset with the LLM stages off (the
 expert-bound part): separation, ASR, VAD, tagging, voice, audio description, music.
 
   naive       the loop peer scripts write: models loaded once, then one clip at a time,
@@ -49,9 +49,27 @@ def _clips(count: int) -> list[Path]:
     while len(order) < count and any(len(v) > depth for v in by_class.values()):
         order += [paths[depth] for _, paths in sorted(by_class.items()) if len(paths) > depth]
         depth += 1
-    if len(order) < count:  # more than the set holds: go round again (the cache is per run)
-        order = (order * (count // len(order) + 1))[:count]
     return order[:count]
+
+
+def _varied_clips(count: int, scratch: Path) -> list[Path]:
+    """``count`` clips, every one of different content: past the labelled set, each round
+    again is a copy at a slightly lower gain, so no stage's cache serves it."""
+    import soundfile
+
+    from fusionaudio.media.decode import Window, decode_audio
+
+    unique = _clips(count)
+    paths = list(unique)
+    for index in range(len(unique), count):
+        source = unique[index % len(unique)]
+        gain = 1.0 - 0.02 * (index // len(unique))
+        audio = decode_audio(source, Window(0, 30), 30).audio
+        copy = scratch / "copies" / f"{index:05d}-{source.stem}.wav"
+        copy.parent.mkdir(exist_ok=True)
+        soundfile.write(copy, (audio.samples * gain).T, audio.sample_rate, subtype="FLOAT")
+        paths.append(copy)
+    return paths
 
 
 def _config() -> Any:
@@ -121,7 +139,7 @@ def _child(kind: str, count: int, out: Path) -> None:
         manifest.write_text(
             "".join(
                 json.dumps({"path": str(p), "clip_id": f"{i:05d}-{p.name}"}) + "\n"
-                for i, p in enumerate(_clips(count))
+                for i, p in enumerate(_varied_clips(count, scratch))
             ),
             encoding="utf-8",
         )
