@@ -12,7 +12,8 @@ expert-bound part): separation, ASR, VAD, tagging, voice, audio description, mus
 
 Each engine runs in its own process, in a fresh run folder. Printed: clips/s and the
 ratio to the naive loop, per-stage busy seconds, the bottleneck stage, pipeline
-efficiency (bottleneck busy time / wall time), and the peak RSS of the local engine's
+efficiency (the bottleneck's busy time per worker / wall time: a stage with two workers
+is busy twice as many seconds as it takes), and the peak RSS of the local engine's
 process at N and 10N clips.
 
 Usage: python benchmarks/throughput.py [--clips 8] [--rss-scale 10] [--engines naive,sequential,local,ray]
@@ -173,9 +174,12 @@ def main() -> None:
     print(f"{args.clips} real clips, offline preset, LLM stages off; {platform.machine()}, "
           f"{os.cpu_count()} CPUs")  # fmt: skip
     results = {kind: _measure(kind, args.clips) for kind in args.engines.split(",")}
+    experts = _config().experts
+    workers = {name: getattr(experts, name).workers for name in EXPERT_STAGES}
     naive_rate = None
     print(
-        "| engine | wall s | clips/s | × naive | bottleneck (busy s) | efficiency | peak RSS MB |"
+        "| engine | wall s | clips/s | × naive | bottleneck (busy s per worker) | efficiency "
+        "| peak RSS MB |"
     )
     print("|---|---|---|---|---|---|---|")
     for kind, result in results.items():
@@ -183,6 +187,8 @@ def main() -> None:
         wall = busy.pop("_wall")
         rate = args.clips / wall
         naive_rate = naive_rate or (rate if kind == "naive" else None)
+        if kind in ("local", "ray"):  # the engines that run a stage's workers side by side
+            busy = {name: s / workers.get(name, 1) for name, s in busy.items()}
         stage, seconds = max(busy.items(), key=lambda item: item[1])
         ratio = f"{rate / naive_rate:.2f}" if naive_rate else "—"
         print(f"| {kind} | {wall:.1f} | {rate:.3f} | {ratio} | {stage} ({seconds:.1f}) | "

@@ -77,6 +77,42 @@ def test_streaming_engine_bounds_items_in_flight() -> None:
     assert peak <= 3 * 4 + 2 * 2 + 2 + 2
 
 
+def test_by_default_a_slow_one_at_a_time_step_holds_two_items_waiting() -> None:
+    """Unset, each inbox holds twice what its step takes at once: in front of a slow
+    step of batch 1 (as separation and ASR are on a CPU) two items wait, not a fixed
+    sixteen, while a batching step still gets full batches."""
+    waiting: list[int] = []
+    started = 0
+    fast_done = 0
+    lock = threading.Lock()
+
+    class Fast(Square):
+        def process(self, batch: list[int]) -> list[int]:
+            nonlocal fast_done
+            self.max_batch = max(self.max_batch, len(batch))
+            with lock:
+                fast_done += len(batch)
+            return batch
+
+    class Slow(Square):
+        def process(self, batch: list[int]) -> list[int]:
+            nonlocal started
+            with lock:
+                waiting.append(fast_done - started)
+                started += len(batch)
+            time.sleep(0.005)
+            return batch
+
+    fast = Fast("fast", 8, 1)
+    out: list[int] = []
+    LocalStreamingEngine().run([fast, Slow("slow", 1, 1)], range(200), out.append)
+    assert sorted(out) == list(range(200))
+    assert fast.max_batch == 8
+    # two in the slow step's inbox, plus the fast step's batch that waits to be put
+    assert max(waiting) <= 2 + 8
+    assert max(waiting) >= 2  # the queue did fill: the bound is what held it
+
+
 def test_a_step_exception_stops_the_run_with_its_cause() -> None:
     with pytest.raises(RuntimeError, match="seven"):
         LocalStreamingEngine(queue_size=2).run([Boom("x", 1, 2)], range(20), lambda _: None)

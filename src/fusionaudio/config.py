@@ -49,7 +49,11 @@ class MediaConfig(Strict):
 
 class EngineConfig(Strict):
     kind: Literal["local", "sequential", "ray"] = "local"
-    queue_size: int = Field(16, ge=1)
+    queue_size: int | None = Field(
+        None,
+        ge=1,
+        description="local: items each step's inbox holds; None: twice its batch size x workers",
+    )
     decode_workers: int = Field(2, ge=1)
     ray_address: str | None = Field(
         None, description="ray: a cluster (ray://host:10001, auto); none starts one here"

@@ -1,6 +1,6 @@
 """A streaming engine on threads and bounded queues.
 
-Each step has its own worker threads and an input queue of fixed size, so decoding,
+Each step has its own worker threads and a bounded input queue, so decoding,
 CPU experts and model stages overlap, and a slow step holds back the source instead of
 letting items pile up: memory stays flat however many clips there are. Model runtimes
 (onnxruntime, CTranslate2, llama.cpp, numpy) release the GIL while they compute, so
@@ -28,11 +28,23 @@ class _Done:
 _DONE = _Done()
 
 
+def queue_sizes(steps: list[Step[T]], fixed: int | None) -> list[int]:
+    """Each step's inbox, then the sink's: ``fixed`` for all, or else twice what a step
+    takes at once (its batch size times its workers): one batch being worked on, one
+    ready. Items in a queue hold decoded audio and stems, so a queue longer than its
+    step can drain only holds memory: before a slow one-clip-at-a-time stage it holds
+    two clips per worker, not sixteen."""
+    if fixed is not None:
+        return [fixed] * (len(steps) + 1)
+    sizes = [max(2, 2 * step.batch_size * max(1, step.workers)) for step in steps]
+    return [*sizes, max(sizes, default=2)]
+
+
 class LocalStreamingEngine:
     name = "local"
 
-    def __init__(self, queue_size: int = 16) -> None:
-        if queue_size < 1:
+    def __init__(self, queue_size: int | None = None) -> None:
+        if queue_size is not None and queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.queue_size = queue_size
 
@@ -49,7 +61,7 @@ class LocalStreamingEngine:
         failure: list[BaseException] = []
         stop = threading.Event()
         queues: list[queue.Queue[T | _Done]] = [
-            queue.Queue(maxsize=self.queue_size) for _ in range(len(steps) + 1)
+            queue.Queue(maxsize=size) for size in queue_sizes(steps, self.queue_size)
         ]
 
         for step in steps:

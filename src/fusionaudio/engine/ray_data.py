@@ -82,7 +82,7 @@ class RayDataEngine:
         import pandas as pd
         import ray
 
-        blocks = [
+        blocks: list[Any] = [
             ray.put(pd.DataFrame({COLUMN: _column(partition)}))
             for partition in _partitions(items, self.partition_size)
         ]
