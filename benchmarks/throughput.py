@@ -1,8 +1,9 @@
 """Clips per second through four engines, on real recordings, against a naive loop.
 
 N varied real clips (round robin over the classes of ../shared/data/sounds; past its 118
-recordings, copies at a slightly lower gain, so no cache applies between clips) through the offline preset with the LLM stages off (the
-expert-bound part): separation, ASR, VAD, tagging, voice, audio description, music.
+recordings, copies at a slightly lower gain, so no cache applies between clips) through
+the offline preset with the LLM stages off (the expert-bound part): separation, ASR,
+VAD, tagging, voice, audio description, music.
 
   naive       the loop peer scripts write: models loaded once, then one clip at a time,
               stage after stage, no overlap, no cache, no run folder

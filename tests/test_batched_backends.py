@@ -1,6 +1,6 @@
 """Batched model calls give each clip what it gets alone: separation (Spleeter on real
 recordings, HT-Demucs on a tiny random checkpoint) within float tolerance; Whisper
-through CTranslate2 (the packaged model on real speech in four languages) the same
+through CTranslate2 (the packaged model on real speech in three languages) the same
 transcript; the
 generative Qwen2-Audio and Qwen2.5-VL (tiny random checkpoints) one answer per clip, the
 same on every run, and here (float32 on a CPU) the answer each clip gets alone."""

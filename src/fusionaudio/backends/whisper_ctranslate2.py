@@ -151,11 +151,18 @@ class FasterWhisper:
     def transcribe_batch(self, signals_16k: list[np.ndarray]) -> list[dict[str, Any]]:
         """Every clip's transcript, the short clips' first windows decoded together."""
         extractor = self._loaded().feature_extractor
-        windows = [
-            WhisperWindow.of(extractor(np.asarray(signal, dtype=np.float32)), extractor)
-            for signal in signals_16k
-        ]
-        short = [i for i, window in enumerate(windows) if window.fits]
+        # features only where a batch can form: a lone clip, or one longer than a window,
+        # goes to ``transcribe``, which computes its own
+        candidates = [i for i, s in enumerate(signals_16k) if len(s) <= extractor.n_samples]
+        windows = (
+            {
+                i: WhisperWindow.of(extractor(np.asarray(signals_16k[i], np.float32)), extractor)
+                for i in candidates
+            }
+            if len(candidates) > 1
+            else {}
+        )
+        short = [i for i, window in windows.items() if window.fits]
         results: list[dict[str, Any] | None] = [None] * len(signals_16k)
         if len(short) > 1:
             decoded = self._decode_first_windows([windows[i] for i in short])

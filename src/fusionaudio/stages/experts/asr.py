@@ -20,7 +20,13 @@ from fusionaudio.backends.whisper_transformers import TransformersWhisper
 from fusionaudio.schema import Cue
 from fusionaudio.stages.base import AUDIO_16K_MONO, VOCALS_16K, Resources, Stage, StageInput
 from fusionaudio.stages.experts.asr_filter import FILTER_VERSION, screen_transcript
-from fusionaudio.stages.settings import BuildContext, RoleConfig, batch_size_for, known_name
+from fusionaudio.stages.settings import (
+    BatchSize,
+    BuildContext,
+    RoleConfig,
+    batch_size_for,
+    known_name,
+)
 
 # faster-whisper's compute type when none is configured. On CPU chosen by measurement
 # (benchmarks/bench_asr.py, docs/benchmarks.md): over every speech clip with known text,
@@ -122,12 +128,7 @@ class AsrConfig(RoleConfig):
     hallucination_filter: bool = Field(
         True, description="drop transcript segments that look hallucinated (asr_filter.py)"
     )
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="clips per call, decoded together by either backend; "
-        "None: 16 on CUDA, 1 on CPU",
-    )
+    batch_size: BatchSize = None  # None: 16 on CUDA, 1 on CPU
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)
 
