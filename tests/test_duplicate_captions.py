@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fusionaudio.config import RunConfig, load_config
 from fusionaudio.pipeline.run import run
-from fusionaudio.store.results import DUPLICATE_WARNING, first_with_caption
+from fusionaudio.store.results import DUPLICATE_WARNING
 from tests.openai_server import ServerScript, openai_llm, serve
 from tests.real_sounds import clips_of
 
@@ -26,13 +26,6 @@ def _manifest(folder: Path, name: str, clip_ids: list[str]) -> Path:
     path = folder / name
     path.write_text("".join(json.dumps({"path": c}) + "\n" for c in clip_ids), encoding="utf-8")
     return path
-
-
-def test_first_with_caption_depends_on_the_clips_not_their_order() -> None:
-    a, b = b"a" * 16, b"b" * 16
-    latest = {"z": (0, 0, a), "m": (0, 1, a), "x": (1, 0, b), "q": (1, 1, None)}
-    reordered = dict(reversed(list(latest.items())))
-    assert first_with_caption(latest) == first_with_caption(reordered) == {a: "m"}
 
 
 def test_duplicates_are_marked_the_same_in_any_order_and_over_a_resume(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -71,57 +72,55 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_manifest(path: Path, confine: bool) -> list[Clip]:
-    rows: list[dict[str, Any]] = []
+def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row) read one at a time, so that a manifest of millions of lines is
+    never held whole."""
     try:
-        if path.suffix.lower() == ".csv":
-            with path.open(newline="", encoding="utf-8-sig") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            with path.open(encoding="utf-8") as f:
-                for number, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise ConfigError(
-                                f"{path}:{number}: not valid JSON ({exc.msg})"
-                            ) from exc
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            if path.suffix.lower() == ".csv":
+                yield from enumerate(csv.DictReader(f), 1)
+                return
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read manifest {path}: {exc}") from exc
-    clips: list[Clip] = []
-    seen: set[str] = set()
-    for number, row in enumerate(rows, 1):
+
+
+def _manifest_clips(path: Path, confine: bool) -> Iterator[Clip]:
+    folder = path.parent
+    root = str(folder.resolve()) if confine else None
+    for number, row in _manifest_rows(path):
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}: row {number} is not an object")
         raw_path = row.get("path")
         if not raw_path:
             raise ConfigError(f"{path}: row {number} has no 'path'")
         media = Path(str(raw_path)).expanduser()
-        root = None
-        if not media.is_absolute():
-            media = path.parent / media
-            root = str(path.parent.resolve()) if confine else None
+        relative = not media.is_absolute()
+        if relative:
+            media = folder / media
         clip_id = str(row.get("clip_id") or Path(str(raw_path)).as_posix())
-        if clip_id in seen:
-            raise ConfigError(f"{path}: row {number}: duplicate clip_id {clip_id!r}")
-        seen.add(clip_id)
         try:
             tags = _parse_tags(row.get("tags"))
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"{path}: row {number}: {exc}") from exc
-        clips.append(Clip(clip_id=clip_id, source=str(media), tags=tags, root=root))
-    return clips
+        yield Clip(clip_id=clip_id, source=str(media), tags=tags, root=root if relative else None)
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Media files under ``folder``, never descending through a symlinked directory."""
-    found = []
+def _walk(folder: Path) -> Iterator[Path]:
+    """Media files under ``folder`` in a stable order (names sorted within each folder),
+    never descending through a symlinked directory."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
+        for name in sorted(filenames):
             p = Path(dirpath) / name
             if p.suffix.lower() in MEDIA_SUFFIXES and not name.startswith(".") and p.is_file():
-                found.append(p)
-    return sorted(found)
+                yield p
 
 
 def outside_root(clip: Clip) -> str | None:
@@ -165,10 +164,13 @@ def _segment(clip: Clip, media: MediaConfig) -> list[Clip]:
     return out
 
 
-def discover(
+def iter_clips(
     input_path: Path, media: MediaConfig, inputs: InputsConfig | None = None
-) -> list[Clip]:
-    """All clips named by ``input_path``; raises ConfigError when there is nothing to read.
+) -> Iterator[Clip]:
+    """The clips named by ``input_path``, one at a time: a folder or manifest of millions
+    of files is never held whole. Raises ConfigError for an unreadable input, and when
+    there is nothing to read; clip ids are not checked for uniqueness here (``discover``
+    and the run's index do that).
 
     Each clip carries the folder its file must resolve inside (``Clip.root``); the loader
     refuses a file outside it, as that clip's error (``InputsConfig``).
@@ -176,24 +178,42 @@ def discover(
     inputs = inputs or InputsConfig()
     if not input_path.exists():
         raise ConfigError(f"input not found: {input_path}")
+    if inputs.root is not None and not inputs.root.is_dir():
+        raise ConfigError(f"inputs.root is not a folder: {inputs.root}")
     confine = not inputs.allow_outside_root
+    clips: Iterable[Clip]
     if input_path.is_dir():
         root = str(input_path.resolve()) if confine else None
-        clips = [
+        clips = (
             Clip(clip_id=p.relative_to(input_path).as_posix(), source=str(p), root=root)
             for p in _walk(input_path)
-        ]
+        )
     elif input_path.suffix.lower() in MANIFEST_SUFFIXES:
-        clips = _read_manifest(input_path, confine)
+        clips = _manifest_clips(input_path, confine)
     else:
         clips = [Clip(clip_id=input_path.name, source=str(input_path))]
-    if inputs.root is not None:
-        if not inputs.root.is_dir():
-            raise ConfigError(f"inputs.root is not a folder: {inputs.root}")
-        fence = str(inputs.root.resolve())
-        clips = [replace(clip, root=fence) for clip in clips]
-    if not clips:
+    fence = None if inputs.root is None else str(inputs.root.resolve())
+    found = 0
+    for clip in clips:
+        found += 1
+        if fence is not None:
+            clip = replace(clip, root=fence)
+        if media.long_clips == "segment":
+            yield from _segment(clip, media)
+        else:
+            yield clip
+    if not found:
         raise ConfigError(f"no media files found in {input_path}")
-    if media.long_clips == "segment":
-        clips = [segment for clip in clips for segment in _segment(clip, media)]
+
+
+def discover(
+    input_path: Path, media: MediaConfig, inputs: InputsConfig | None = None
+) -> list[Clip]:
+    """All clips named by ``input_path``, as a list, with unique ids (ConfigError if not)."""
+    clips = list(iter_clips(input_path, media, inputs))
+    seen: set[str] = set()
+    for clip in clips:
+        if clip.clip_id in seen:
+            raise ConfigError(f"{input_path}: duplicate clip_id {clip.clip_id!r}")
+        seen.add(clip.clip_id)
     return clips

