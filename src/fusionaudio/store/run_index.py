@@ -83,7 +83,7 @@ class RunIndex:
     def _connect(self) -> sqlite3.Connection:
         # The engine may pull the next clip from another thread; one thread at a time.
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA journal_mode = DELETE")  # no shared memory: any file system
         db.execute("PRAGMA synchronous = NORMAL")
         return db
 
