@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from fusionaudio.config import ConfigError, RunConfig
+from fusionaudio.config import ConfigError, RunConfig, load_config
 from fusionaudio.pipeline.run import run
 from fusionaudio.schema import Clip
 from fusionaudio.store.results import ShardWriter, assemble
 from fusionaudio.store.run_index import DuplicateClipIdError, Newest, RunIndex
+from tests.real_sounds import clips_of
 
 
 def _record(clip_id: str, caption: str | None = None, status: str = "ok") -> dict[str, object]:
@@ -90,6 +92,28 @@ def test_the_index_reads_new_shards_only_and_rebuilds_when_the_shards_disagree(
         assert index.mark_done(_keep_all) == {"ok": 1}
 
 
+def test_a_damaged_shard_line_is_skipped_counted_and_its_clip_done_again(
+    tmp_path: Path,
+) -> None:
+    shards = tmp_path / "shards"
+    _write(shards, [_record("a", "A dog barks."), _record("b"), _record("c")])
+    shard = shards / "part-000001.jsonl"
+    lines = shard.read_bytes().splitlines(keepends=True)
+    shard.write_bytes(lines[0] + b'{"clip_id": "b", "status": "o\xff\n' + lines[2])
+    with RunIndex(tmp_path / "index.sqlite") as index:
+        index.refresh(shards)
+        assert index.damaged_lines() == 1
+        index.set_inputs(_clips(["a", "b", "c"]))
+        assert index.mark_done(_keep_all) == {"ok": 2}
+        assert [c.clip_id for c in index.todo()] == ["b"]
+        written = assemble(
+            shards, index.positions(), tmp_path / "results.jsonl", tmp_path / "results.parquet"
+        )
+    assert written == 2
+    records = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["clip_id"] for r in records] == ["a", "c"]
+
+
 def test_a_repeated_clip_id_is_named(tmp_path: Path) -> None:
     with (
         RunIndex(tmp_path / "index.sqlite") as index,
@@ -158,3 +182,33 @@ def test_driver_memory_does_not_grow_with_the_number_of_clips(tmp_path: Path) ->
     assert all(r.get("warnings") for r in marked if int(r["clip_id"][5:]) >= 50)
     assert not any(r.get("warnings") for r in marked if int(r["clip_id"][5:]) < 50)
     assert os.path.getsize(tmp_path / "large" / "results.parquet") > 0
+
+
+def test_a_run_over_a_damaged_shard_computes_that_clip_again_and_says_so(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for label in ("dog_bark", "rain", "bell_gong"):
+        source = clips_of(label)[0].path
+        shutil.copy(source, inputs / f"{label}{source.suffix}")
+    data = load_config().model_dump(mode="json")
+    data["models_dir"] = str(models_dir)
+    data["store"]["shard_records"] = 1
+    for name, section in data["experts"].items():
+        section["enabled"] = name in {"vad", "tagging"}
+    for stage in ("fusion", "qa", "quality"):
+        data[stage]["enabled"] = False
+    config = RunConfig.model_validate(data)
+    run_dir = tmp_path / "run"
+    assert run(inputs, run_dir, config).processed == 3
+
+    shard = sorted((run_dir / "shards").iterdir())[1]
+    damaged_id = json.loads(shard.read_text())["clip_id"]
+    shard.write_bytes(shard.read_bytes()[:-40] + b"\n")  # cut short, as an interrupted copy
+    again = run(inputs, run_dir, config)
+    assert (again.processed, again.damaged_shard_lines, again.total) == (1, 1, 3)
+    records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["clip_id"] for r in records) == sorted(p.name for p in inputs.iterdir())
+    assert damaged_id in {r["clip_id"] for r in records}
+    assert json.loads((run_dir / "run.json").read_text())["damaged_shard_lines"] == 1

@@ -170,6 +170,11 @@ def run_command(
         f"{summary.reused} reused from an earlier run, {summary.processed} processed "
         f"in {summary.wall_s:.1f} s"
     )
+    if summary.damaged_shard_lines:
+        out.print(
+            f"warning: {summary.damaged_shard_lines} damaged line(s) in {out_dir / 'shards'} "
+            "could not be read; their clips were computed again"
+        )
     out.print(f"results: {out_dir / 'results.jsonl'}")
 
 

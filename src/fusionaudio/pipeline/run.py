@@ -82,6 +82,8 @@ class RunSummary:
     processed: int
     wall_s: float
     stages: dict[str, StageSummary] = field(default_factory=dict)
+    damaged_shard_lines: int = 0
+    """Lines of the run folder's shards that could not be read; their clips ran again."""
 
 
 class RunLockedError(Exception):
@@ -336,6 +338,7 @@ def run(
         except DuplicateClipIdError as exc:
             raise ConfigError(f"{input_path}: {exc}") from None
         index.refresh(shard_dir)
+        damaged = index.damaged_lines()
         counts = index.mark_done(lambda clip, newest: _keep(newest, clip, phash, retry_errors))
         reused_done = sum(counts.values())
         processed = total - reused_done
@@ -415,6 +418,7 @@ def run(
             processed=processed,
             wall_s=round(wall, 3),
             stages=stage_summary,
+            damaged_shard_lines=damaged,
         )
         _write_run_json(
             run_dir, input_path, config, phash, summary, stats, started_at, stages, runner.name
@@ -449,6 +453,7 @@ def _write_run_json(
             "reused": summary.reused,
             "processed": summary.processed,
         },
+        "damaged_shard_lines": summary.damaged_shard_lines,
         "wall_s": summary.wall_s,
         "clips_per_s": round(summary.processed / summary.wall_s, 3) if summary.wall_s else None,
         "engine": {

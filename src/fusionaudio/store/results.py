@@ -129,18 +129,19 @@ def assemble(
             while position is not None:
                 shard = position.shard
                 path = shard_folder / shard_name(shard)
-                with path.open(encoding="utf-8") as f:
-                    for line_no, line in enumerate(f):
+                with path.open("rb") as f:
+                    for line_no, raw in enumerate(f):
                         if position is None or position.shard != shard:
                             break
                         if line_no != position.line:
                             continue
+                        line = raw.decode("utf-8").rstrip("\r\n")
                         record = json.loads(line)
                         if record["clip_id"] != position.clip_id:
                             raise RuntimeError(f"{path}:{line_no} is not the indexed record")
                         if mark_duplicate(record, position.caption_owner):
                             line = json.dumps(record, ensure_ascii=False)
-                        out.write(line if line.endswith("\n") else line + "\n")
+                        out.write(line + "\n")
                         group.append(result_row(record))
                         written += 1
                         if len(group) >= 1024:

@@ -23,13 +23,13 @@ from typing import Any
 from fusionaudio.schema import Clip, Tag
 from fusionaudio.store.results import Position, caption_digest, shard_files
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _CHUNK = 2000  # rows per insert or per page read: bounded memory, few round trips
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shards (
     name TEXT PRIMARY KEY, number INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL);
+    mtime_ns INTEGER NOT NULL, damaged INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS latest (
     clip_id TEXT PRIMARY KEY, shard INTEGER NOT NULL, line INTEGER NOT NULL,
     pipeline_hash TEXT, status TEXT, source_size INTEGER, source_mtime_ns INTEGER,
@@ -129,21 +129,33 @@ class RunIndex:
         return len(new)
 
     def _index_shard(self, number: int, path: Path) -> None:
+        """Index one shard's records. A damaged line (a shard copied or restored
+        incompletely) is skipped and counted: its clip is computed again, with the stage
+        cache serving what it holds, instead of every later run stopping on it."""
         st = path.stat()
         rows: list[tuple[Any, ...]] = []
-        with path.open(encoding="utf-8") as f:
+        damaged = 0
+        with path.open("rb") as f:
             for line_no, line in enumerate(f):
-                if line.strip():
+                if not line.strip():
+                    continue
+                try:
                     rows.append(_latest_row(number, line_no, json.loads(line)))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    damaged += 1
         with self._db:  # one transaction: a shard is indexed whole or not at all
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             self._db.execute(
-                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?)",
-                (path.name, number, st.st_size, st.st_mtime_ns),
+                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?)",
+                (path.name, number, st.st_size, st.st_mtime_ns, damaged),
             )
+
+    def damaged_lines(self) -> int:
+        """Lines of the indexed shards that could not be read as records."""
+        return int(self._db.execute("SELECT COALESCE(SUM(damaged), 0) FROM shards").fetchone()[0])
 
     # --- this invocation's inputs -------------------------------------------------------
 
