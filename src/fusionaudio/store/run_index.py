@@ -65,26 +65,26 @@ class RunIndex:
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        db = self._connect()
         try:
-            db = self._connect()
             if db.execute("PRAGMA user_version").fetchone()[0] not in (0, INDEX_VERSION):
-                db.close()
                 raise sqlite3.DatabaseError("another index version")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
-            return db
+            return self._initialise(db)
         except sqlite3.DatabaseError:
+            db.close()
             self.path.unlink(missing_ok=True)  # derived data: start again from the shards
-            db = self._connect()
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
-            return db
+            return self._initialise(self._connect())
 
     def _connect(self) -> sqlite3.Connection:
         # The engine may pull the next clip from another thread; one thread at a time.
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+
+    @staticmethod
+    def _initialise(db: sqlite3.Connection) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = DELETE")  # no shared memory: any file system
         db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
         return db
 
     def close(self) -> None:
@@ -121,8 +121,10 @@ class RunIndex:
         if new and new[0][0] < newest_indexed:
             stale = True  # "newest record" follows shard numbers; an older one came back
         if stale:
-            self._db.execute("DELETE FROM shards")
-            self._db.execute("DELETE FROM latest")
+            with self._db:  # both or neither: rows of a vanished shard must not outlive it
+                self._db.execute("BEGIN")
+                self._db.execute("DELETE FROM shards")
+                self._db.execute("DELETE FROM latest")
             new = sorted(on_disk.values())
         for number, path in new:
             self._index_shard(number, path)
