@@ -17,7 +17,8 @@ efficiency (the bottleneck's busy time per worker / wall time: a stage with two 
 is busy twice as many seconds as it takes), and the peak RSS of the local engine's
 process at N and 10N clips.
 
-Usage: python benchmarks/throughput.py [--clips 8] [--rss-scale 10] [--engines naive,sequential,local,ray]
+Usage: python benchmarks/throughput.py [--clips 8] [--rss-scale 10] [--rss-every 5]
+       [--engines naive,sequential,local,ray]
 """
 
 from __future__ import annotations
@@ -150,14 +151,42 @@ def _child(kind: str, count: int, out: Path) -> None:
     out.write_text(json.dumps({"busy": busy, "clips": count, "peak_rss_mb": peak_mb}))
 
 
-def _measure(kind: str, count: int) -> dict[str, Any]:
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _measure(kind: str, count: int, rss_every_s: float = 0.0) -> dict[str, Any]:
+    """One engine in a child process; with ``rss_every_s``, the child's RSS sampled at
+    that interval (to tell memory that keeps growing from a plateau)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
     command = [sys.executable, __file__, "--child", kind, "--clips", str(count), "--out", str(out)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trace: list[float] = []
+    while child.poll() is None:
+        if rss_every_s > 0:
+            rss = _rss_mb(child.pid)
+            if rss is not None:
+                trace.append(rss)
+        time.sleep(rss_every_s if rss_every_s > 0 else 1.0)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, command)
     result: dict[str, Any] = json.loads(out.read_text())
     out.unlink()
+    result["rss_trace_mb"] = trace
     return result
+
+
+def _deciles(trace: list[float]) -> str:
+    """The largest RSS sample in each tenth of the run."""
+    parts = [trace[i * len(trace) // 10 : (i + 1) * len(trace) // 10] for i in range(10)]
+    return " ".join(f"{max(part):.0f}" for part in parts if part) or "no samples"
 
 
 def main() -> None:
@@ -165,6 +194,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--rss-scale", type=int, default=10)
     parser.add_argument("--engines", default="naive,sequential,local,ray")
+    parser.add_argument(
+        "--rss-every", type=float, default=0.0, help="sample the 10N run's RSS every S seconds"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,13 +232,16 @@ def main() -> None:
         busy = {k: round(v, 1) for k, v in result["busy"].items() if k != "_wall"}
         print(f"  {kind}: {busy}")
     if args.rss_scale > 1:
-        large = _measure("local", args.clips * args.rss_scale)
+        large = _measure("local", args.clips * args.rss_scale, args.rss_every)
         small = results.get("local") or _measure("local", args.clips)
         growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
         print(f"\nlocal engine peak RSS: {small['peak_rss_mb']:.0f} MB at {args.clips} clips, "
               f"{large['peak_rss_mb']:.0f} MB at {args.clips * args.rss_scale} clips "
               f"({growth:+.0%}); {args.clips * args.rss_scale / large['busy']['_wall']:.3f} "
               f"clips/s there")  # fmt: skip
+        if args.rss_every > 0:
+            print(f"RSS of the {args.clips * args.rss_scale}-clip run, largest sample in each "
+                  f"tenth of its wall time (MB): {_deciles(large['rss_trace_mb'])}")  # fmt: skip
 
 
 if __name__ == "__main__":
