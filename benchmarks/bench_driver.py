@@ -35,7 +35,6 @@ from typing import Any
 
 from fusionaudio.config import RunConfig
 from fusionaudio.pipeline.inputs import discover, iter_clips
-from fusionaudio.schema import Clip
 from fusionaudio.store.results import Position, ShardWriter, assemble, caption_digest
 from fusionaudio.store.run_index import Newest, RunIndex
 
@@ -73,10 +72,10 @@ def _prepare(folder: Path, count: int) -> Path:
     return manifest
 
 
-def _keep(clip: Clip, newest: Newest) -> bool:
+def _keep(source: str, newest: Newest) -> bool:
     if newest.pipeline_hash != "p1":
         return False
-    st = Path(clip.source).stat()
+    st = Path(source).stat()
     return newest.source_size == st.st_size and newest.source_mtime_ns == st.st_mtime_ns
 
 
@@ -88,7 +87,7 @@ def indexed(folder: Path, manifest: Path, config: RunConfig, running: Callable[[
         todo = 0
         for _ in index.todo():
             todo += 1
-            if todo == 1000:
+            if todo == 1:  # a page of clips to do is loaded: the engine would run now
                 running()
         index.refresh(folder / "shards")
         assemble(
@@ -114,7 +113,7 @@ def in_memory(folder: Path, manifest: Path, config: RunConfig, running: Callable
     for clip_id, (_, _, prov, _) in latest.items():
         clip = by_id[clip_id]
         newest = Newest(prov["pipeline_hash"], "ok", prov["source_size"], prov["source_mtime_ns"])
-        if _keep(clip, newest):
+        if _keep(clip.source, newest):
             done[clip_id] = "ok"
     todo = [clip for clip in clips if clip.clip_id not in done]
     running()

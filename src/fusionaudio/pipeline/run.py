@@ -33,7 +33,7 @@ from fusionaudio.pipeline.inputs import iter_clips
 from fusionaudio.pipeline.preflight import preflight
 from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
 from fusionaudio.pipeline.task import ClipTask
-from fusionaudio.schema import SCHEMA_VERSION, Caption, Clip, ClipResult, ClipStatus, QAPair
+from fusionaudio.schema import SCHEMA_VERSION, Caption, ClipResult, ClipStatus, QAPair
 from fusionaudio.stages.base import Stage, config_hash
 from fusionaudio.stages.quality.claims import check_claims
 from fusionaudio.store.atomic import atomic_write_text, remove_stale_temporaries
@@ -124,13 +124,13 @@ def _prepare_run_dir(run_dir: Path) -> None:
         ) from exc
 
 
-def _keep(newest: Newest, clip: Clip, phash: str, retry_errors: bool) -> bool:
+def _keep(newest: Newest, source: str, phash: str, retry_errors: bool) -> bool:
     """Whether a clip's newest record can be kept as it is: made by this pipeline, from
     the same source file (size and mtime), and not an error the user asked to retry."""
     if newest.pipeline_hash != phash or (retry_errors and newest.status == "error"):
         return False
     try:
-        st = Path(clip.source).stat()
+        st = Path(source).stat()
     except OSError:
         return newest.source_size is None
     return newest.source_size == st.st_size and newest.source_mtime_ns == st.st_mtime_ns
@@ -339,7 +339,7 @@ def run(
             raise ConfigError(f"{input_path}: {exc}") from None
         index.refresh(shard_dir)
         damaged = index.damaged_lines()
-        counts = index.mark_done(lambda clip, newest: _keep(newest, clip, phash, retry_errors))
+        counts = index.mark_done(lambda source, newest: _keep(newest, source, phash, retry_errors))
         reused_done = sum(counts.values())
         processed = total - reused_done
         stage_summary = {s.name: StageSummary() for s in stages}

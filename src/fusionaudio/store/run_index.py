@@ -194,14 +194,15 @@ class RunIndex:
             raise
         return len(chunk)
 
-    def mark_done(self, keep: Callable[[Clip, Newest], bool]) -> Counter[str]:
-        """Mark every input clip whose newest record ``keep`` accepts as done, with that
-        record's status; returns the count of each status kept."""
+    def mark_done(self, keep: Callable[[str, Newest], bool]) -> Counter[str]:
+        """Mark every input clip whose newest record ``keep`` accepts (given the clip's
+        source and that record) as done, with the record's status; returns the count of
+        each status kept."""
         counts: Counter[str] = Counter()
         after = 0
         while True:
             page = self._db.execute(
-                f"SELECT i.ordinal, {_CLIP_NAMES_OF_I}, l.pipeline_hash, l.status,"
+                "SELECT i.ordinal, i.source, l.pipeline_hash, l.status,"
                 " l.source_size, l.source_mtime_ns"
                 " FROM inputs i JOIN latest l ON l.clip_id = i.clip_id"
                 " WHERE i.ordinal > ? ORDER BY i.ordinal LIMIT ?",
@@ -210,9 +211,9 @@ class RunIndex:
             if not page:
                 return counts
             done = []
-            for row in page:
-                ordinal, record = row[0], Newest(*row[8:])
-                if record.status is not None and keep(_clip(row[1:8]), record):
+            for ordinal, source, *newest in page:
+                record = Newest(*newest)
+                if record.status is not None and keep(source, record):
                     done.append((record.status, ordinal))
                     counts[record.status] += 1
             with self._db:
@@ -282,7 +283,6 @@ _CLIP_COLUMNS = (
     " end_s REAL, segment_index INTEGER, tags TEXT"
 )
 _CLIP_NAMES = "clip_id, source, root, start_s, end_s, segment_index, tags"
-_CLIP_NAMES_OF_I = ", ".join(f"i.{name}" for name in _CLIP_NAMES.split(", "))
 
 
 def _clip_row(clip: Clip) -> tuple[Any, ...]:
