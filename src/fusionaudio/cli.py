@@ -33,6 +33,7 @@ from fusionaudio.dataset.export import EXPORT_FORMATS, ExportFormat, export, ite
 from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
+from fusionaudio.store.remote_folder import RemoteFolderError, is_uri
 
 EXIT_USAGE = 2
 
@@ -102,7 +103,12 @@ def cli() -> None:
 
 @cli.command("run")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="run folder")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    help="run folder: a path, or a URI on an object store (s3://bucket/run, gs://…)",
+)
 @click.option("--preset", type=click.Choice(PRESETS), default=None, help="named configuration")
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML config"
@@ -130,7 +136,7 @@ def cli() -> None:
 )
 def run_command(
     input_path: Path,
-    out_dir: Path,
+    out_dir: str,
     preset: str | None,
     config_path: Path | None,
     retry_errors: bool,
@@ -157,8 +163,9 @@ def run_command(
             data["engine"].update(engine_update)
             config = RunConfig.model_validate(data)
         observer = None if quiet else _ProgressObserver(console)
-        summary = run(input_path, out_dir, config, observer=observer, retry_errors=retry_errors)
-    except (ConfigError, GraphError, RunLockedError) as exc:
+        target: Path | str = out_dir if is_uri(out_dir) else Path(out_dir)
+        summary = run(input_path, target, config, observer=observer, retry_errors=retry_errors)
+    except (ConfigError, GraphError, RunLockedError, RemoteFolderError) as exc:
         _fail(str(exc))
         return
     out = Console()
@@ -172,10 +179,14 @@ def run_command(
     )
     if summary.damaged_shard_lines:
         out.print(
-            f"warning: {summary.damaged_shard_lines} damaged line(s) in {out_dir / 'shards'} "
-            "could not be read; their clips were computed again"
+            f"warning: {summary.damaged_shard_lines} damaged line(s) in "
+            f"{summary.run_dir / 'shards'} could not be read; their clips were computed again"
         )
-    out.print(f"results: {out_dir / 'results.jsonl'}")
+    if summary.remote is not None:
+        out.print(f"results: {summary.remote.rstrip('/')}/results.jsonl")
+        out.print(f"staging folder: {summary.run_dir}")
+    else:
+        out.print(f"results: {summary.run_dir / 'results.jsonl'}")
 
 
 @cli.command("inspect")

@@ -64,6 +64,11 @@ class EngineConfig(Strict):
 class StoreConfig(Strict):
     shard_records: int = Field(64, ge=1, description="records per results shard")
     shard_max_age_s: float = Field(10.0, gt=0, description="flush a shard at least this often")
+    staging_dir: Path | None = Field(
+        None,
+        description="where a run folder given as a URI (s3://…) is worked on locally, one "
+        "subfolder per URI (default ~/.cache/fusionaudio/staging)",
+    )
 
 
 class ExpertsConfig(Strict):

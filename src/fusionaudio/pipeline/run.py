@@ -37,6 +37,7 @@ from fusionaudio.schema import SCHEMA_VERSION, Caption, ClipResult, ClipStatus, 
 from fusionaudio.stages.base import Stage, config_hash
 from fusionaudio.stages.quality.claims import check_claims
 from fusionaudio.store.atomic import atomic_write_text, remove_stale_temporaries
+from fusionaudio.store.remote_folder import RemoteRunFolder, is_uri, staging_folder
 from fusionaudio.store.results import ShardWriter, assemble
 from fusionaudio.store.run_index import DuplicateClipIdError, Newest, RunIndex
 from fusionaudio.store.stage_cache import StageCache
@@ -84,6 +85,10 @@ class RunSummary:
     stages: dict[str, StageSummary] = field(default_factory=dict)
     damaged_shard_lines: int = 0
     """Lines of the run folder's shards that could not be read; their clips ran again."""
+    remote: str | None = None
+    """The run folder's URI when it is remote; ``run_dir`` is then its local staging folder."""
+    shard_copy_failures: list[str] = field(default_factory=list)
+    """Shards whose copy to the remote folder failed during the run (copied at the end)."""
 
 
 class RunLockedError(Exception):
@@ -310,13 +315,23 @@ class _Lock:
 
 def run(
     input_path: Path,
-    run_dir: Path,
+    run_dir: Path | str,
     config: RunConfig,
     observer: RunObserver | None = None,
     retry_errors: bool = False,
     engine: Engine[ClipTask] | None = None,
 ) -> RunSummary:
-    """Process every clip under ``input_path`` into ``run_dir``; resumable at any point."""
+    """Process every clip under ``input_path`` into ``run_dir``; resumable at any point.
+
+    ``run_dir`` may be a URI (``s3://bucket/run``, any pyarrow or fsspec filesystem): the
+    run then works in a local staging folder and copies each finished shard, and at the
+    end the cache and results, to it (store/remote_folder.py)."""
+    remote: RemoteRunFolder | None = None
+    if isinstance(run_dir, str) and is_uri(run_dir):
+        remote = RemoteRunFolder.open(run_dir)
+        base = config.store.staging_dir or Path.home() / ".cache" / "fusionaudio" / "staging"
+        run_dir = staging_folder(run_dir, base)
+    run_dir = Path(run_dir)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     problems = preflight(config)
@@ -328,6 +343,8 @@ def run(
     _prepare_run_dir(run_dir)
     with _Lock(run_dir), RunIndex(run_dir / "index.sqlite") as index:
         remove_stale_temporaries(run_dir)
+        if remote is not None:
+            remote.pull(run_dir)  # before the cache is compacted and the index refreshed
         shard_dir = run_dir / "shards"
         cache = StageCache(run_dir / "cache")
         cache.compact()  # segments of earlier (perhaps killed) runs, or the old JSON layout
@@ -352,7 +369,15 @@ def run(
             StageStep(stage, cache, release)
             for stage, release in zip(stages, release_plan(stages), strict=True)
         ]
-        writer = ShardWriter(shard_dir, config.store.shard_records, config.store.shard_max_age_s)
+        copy_failures: list[str] = []
+
+        def copy_shard(shard: Path) -> None:
+            if remote is not None and (failure := remote.try_push_shard(shard)):
+                copy_failures.append(failure)
+
+        writer = ShardWriter(
+            shard_dir, config.store.shard_records, config.store.shard_max_age_s, copy_shard
+        )
 
         def sink(task: ClipTask) -> None:
             nonlocal fully_cached
@@ -419,10 +444,14 @@ def run(
             wall_s=round(wall, 3),
             stages=stage_summary,
             damaged_shard_lines=damaged,
+            remote=None if remote is None else remote.uri,
+            shard_copy_failures=copy_failures,
         )
         _write_run_json(
             run_dir, input_path, config, phash, summary, stats, started_at, stages, runner.name
         )
+        if remote is not None:
+            remote.push_outputs(run_dir)
         return summary
 
 
@@ -454,6 +483,8 @@ def _write_run_json(
             "processed": summary.processed,
         },
         "damaged_shard_lines": summary.damaged_shard_lines,
+        "remote": summary.remote,
+        "shard_copy_failures": summary.shard_copy_failures,
         "wall_s": summary.wall_s,
         "clips_per_s": round(summary.processed / summary.wall_s, 3) if summary.wall_s else None,
         "engine": {

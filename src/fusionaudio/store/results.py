@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ def shard_name(number: int) -> str:
     return f"part-{number:06d}.jsonl"
 
 
+def is_shard_name(name: str) -> bool:
+    return _SHARD.match(name) is not None
+
+
 def shard_files(folder: Path) -> list[tuple[int, Path]]:
     if not folder.is_dir():
         return []
@@ -57,8 +61,15 @@ def shard_files(folder: Path) -> list[tuple[int, Path]]:
 class ShardWriter:
     """Buffers records and writes them as complete shards, by count or by age."""
 
-    def __init__(self, folder: Path, max_records: int, max_age_s: float) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        max_records: int,
+        max_age_s: float,
+        on_shard: Callable[[Path], None] | None = None,
+    ) -> None:
         self.folder = folder
+        self.on_shard = on_shard
         self.max_records = max_records
         self.max_age_s = max_age_s
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,6 +94,8 @@ class ShardWriter:
         atomic_write_text(path, "\n".join(self._buffer) + "\n")
         self._next += 1
         self._buffer = []
+        if self.on_shard is not None:
+            self.on_shard(path)
 
 
 def caption_digest(record: dict[str, Any]) -> bytes | None:
