@@ -136,6 +136,9 @@ def _engine(kind: str, manifest: Path, scratch: Path) -> dict[str, float]:
 
 
 def _child(kind: str, count: int, out: Path) -> None:
+    from fusionaudio.malloc_arenas import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as the fusionaudio command does
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         manifest = scratch / "clips.jsonl"

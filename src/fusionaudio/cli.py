@@ -31,6 +31,7 @@ from fusionaudio.cli_training import (
 from fusionaudio.config import PRESETS, ConfigError, RunConfig, load_config
 from fusionaudio.dataset.export import EXPORT_FORMATS, ExportFormat, export, iter_results
 from fusionaudio.inspect_run import cue_brief, read_report
+from fusionaudio.malloc_arenas import limit_malloc_arenas
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
 from fusionaudio.store.remote_folder import RemoteFolderError, is_uri
@@ -467,4 +468,5 @@ cli.add_command(zero_shot_command)
 
 
 def main(argv: list[str] | None = None) -> None:
+    limit_malloc_arenas()  # before any stage starts a thread
     cli.main(args=argv, prog_name="fusionaudio")
