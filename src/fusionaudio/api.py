@@ -32,7 +32,6 @@ from fusionaudio.pipeline.run import RunSummary, decisions_for, pipeline_hash, r
 from fusionaudio.pipeline.steps import LoadStep, StageStep, release_plan
 from fusionaudio.pipeline.task import ClipTask
 from fusionaudio.schema import Clip, ClipResult
-from fusionaudio.store.remote_folder import is_uri
 from fusionaudio.store.stage_cache import StageCache
 
 AudioInput = str | Path | np.ndarray
@@ -137,8 +136,7 @@ class Pipeline:
     def run(self, inputs: str | Path, out: str | Path) -> RunSummary:
         """What ``fusionaudio run INPUTS --out OUT`` does (resumable run folder; ``out`` may
         be a URI such as ``s3://bucket/run``)."""
-        target = out if isinstance(out, str) and is_uri(out) else Path(out)
-        return run(Path(inputs), target, self.config)
+        return run(Path(inputs), out, self.config)
 
     def map_batch(self, batch: dict[str, list[Any]], audio_column: str = "audio") -> dict[str, Any]:
         """For ``datasets.Dataset.map(pipe.map_batch, batched=True)`` over an ``Audio``

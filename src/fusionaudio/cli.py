@@ -34,7 +34,7 @@ from fusionaudio.inspect_run import cue_brief, read_report
 from fusionaudio.malloc_arenas import limit_malloc_arenas
 from fusionaudio.pipeline.graph import GraphError, build_stages
 from fusionaudio.pipeline.run import RunLockedError, RunSummary, run
-from fusionaudio.store.remote_folder import RemoteFolderError, is_uri
+from fusionaudio.store.remote_folder import RemoteFolderError
 
 EXIT_USAGE = 2
 
@@ -164,8 +164,7 @@ def run_command(
             data["engine"].update(engine_update)
             config = RunConfig.model_validate(data)
         observer = None if quiet else _ProgressObserver(console)
-        target: Path | str = out_dir if is_uri(out_dir) else Path(out_dir)
-        summary = run(input_path, target, config, observer=observer, retry_errors=retry_errors)
+        summary = run(input_path, out_dir, config, observer=observer, retry_errors=retry_errors)
     except (ConfigError, GraphError, RunLockedError, RemoteFolderError) as exc:
         _fail(str(exc))
         return

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from fusionaudio.store.results import is_shard_name
+from fusionaudio.store.results import is_shard_name, shard_files
 
 OUTPUTS = ("results.jsonl", "results.parquet", "run.json")
 CACHE = "cache/cues.sqlite"
@@ -85,37 +85,31 @@ class RemoteRunFolder:
         info = self.filesystem.get_file_info(self._path(relative))
         return info.size if info.type == pafs.FileType.File else None
 
-    def pull(self, local: Path) -> tuple[int, int]:
+    def pull(self, local: Path) -> None:
         """Bring the staging folder up to date with the remote one before a run: copy
         down the shards it lacks (or holds at another size: the remote copy wins), the
         remote stage cache as a segment when it differs from the local one, and copy up
-        the complete shards the remote lacks. Returns (shards down, shards up)."""
+        the complete shards the remote lacks."""
         try:
             remote = {n: s for n, s in self._files("shards").items() if is_shard_name(n)}
-            down = 0
             for name, size in sorted(remote.items()):
                 target = local / "shards" / name
                 if not target.is_file() or target.stat().st_size != size:
                     self._download(f"shards/{name}", target)
-                    down += 1
             cache_size = self._size(CACHE)
             main = local / CACHE
             if cache_size is not None and (not main.is_file() or main.stat().st_size != cache_size):
                 self._download(CACHE, main.parent / f"cues-remote-{os.getpid()}.sqlite")
-            up = self.push_missing_shards(local, set(remote))
+            self.push_missing_shards(local, set(remote))
         except (OSError, pa.ArrowException) as exc:
             raise RemoteFolderError(f"cannot read the run folder {self.uri}: {exc}") from None
-        return down, up
 
-    def push_missing_shards(self, local: Path, remote: set[str] | None = None) -> int:
+    def push_missing_shards(self, local: Path, remote: set[str] | None = None) -> None:
         """Copy up the local shards the remote folder does not hold."""
         present = set(self._files("shards")) if remote is None else remote
-        up = 0
-        for path in sorted((local / "shards").glob("part-*.jsonl")):
-            if is_shard_name(path.name) and path.name not in present:
+        for _, path in shard_files(local / "shards"):
+            if path.name not in present:
                 self.push(path, f"shards/{path.name}")
-                up += 1
-        return up
 
     def push(self, source: Path, relative: str) -> None:
         """Copy one local file to ``relative``; readers see the old file or the whole new one."""
