@@ -214,10 +214,11 @@ def main() -> None:
     workers = {name: getattr(experts, name).workers for name in EXPERT_STAGES}
     naive_rate = None
     print(
-        "| engine | wall s | clips/s | × naive | bottleneck (busy s per worker) | efficiency "
-        "| peak RSS MB |"
+        "| engine | wall s | clips/s | × naive | × local | bottleneck (busy s per worker) "
+        "| efficiency | peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
+    local_rate = args.clips / results["local"]["busy"]["_wall"] if "local" in results else None
     for kind, result in results.items():
         busy = dict(result["busy"])
         wall = busy.pop("_wall")
@@ -227,8 +228,9 @@ def main() -> None:
             busy = {name: s / workers.get(name, 1) for name, s in busy.items()}
         stage, seconds = max(busy.items(), key=lambda item: item[1])
         ratio = f"{rate / naive_rate:.2f}" if naive_rate else "—"
-        print(f"| {kind} | {wall:.1f} | {rate:.3f} | {ratio} | {stage} ({seconds:.1f}) | "
-              f"{seconds / wall:.2f} | {result['peak_rss_mb']:.0f} |")  # fmt: skip
+        to_local = f"{rate / local_rate:.2f}" if local_rate else "—"
+        print(f"| {kind} | {wall:.1f} | {rate:.3f} | {ratio} | {to_local} | {stage} "
+              f"({seconds:.1f}) | {seconds / wall:.2f} | {result['peak_rss_mb']:.0f} |")  # fmt: skip
     print()
     print("per-stage busy seconds:")
     for kind, result in results.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def test_engine_kind_ray_builds_the_ray_engine() -> None:
 
 
 def test_actor_shares_fit_a_small_machine() -> None:
-    """Ray Data starts one actor per step: on 2 CPUs, nine 1-CPU steps must shrink to fit."""
+    """On 2 CPUs, nine 1-CPU steps must shrink until each step's workers fit at once; GPU
+    shares shrink only until one actor per step fits."""
     from dataclasses import dataclass
 
     from fusionaudio.engine.ray_data import _shares
@@ -97,12 +99,21 @@ def test_actor_shares_fit_a_small_machine() -> None:
     @dataclass
     class FakeStep:
         resources: Res
+        workers: int = 1
 
     steps: list[Any] = [FakeStep(Res(1.0, 0.0)) for _ in range(8)] + [FakeStep(Res(1.0, 1.0))]
     shares = _shares(steps, {"CPU": 2.0, "GPU": 1.0})
     assert sum(c for c, _ in shares) == pytest.approx(2.0)
     assert shares[-1][1] == 1.0
     assert _shares(steps, {"CPU": 64.0, "GPU": 4.0}) == [(1.0, 0.0)] * 8 + [(1.0, 1.0)]
+
+    steps[3].workers = 2  # separation in the offline preset: both of its actors must fit
+    shares = _shares(steps, {"CPU": 2.0, "GPU": 1.0})
+    assert sum(c * s.workers for (c, _), s in zip(shares, steps, strict=True)) == (
+        pytest.approx(2.0)
+    )
+    steps[-1].workers = 4  # four GPU actors on one GPU would share its memory: not scaled
+    assert _shares(steps, {"CPU": 64.0, "GPU": 1.0})[-1] == (1.0, 1.0)
 
 
 def test_a_killed_ray_driver_resumes_with_every_clip_exactly_once(
@@ -271,3 +282,51 @@ def test_an_llm_server_down_for_a_while_fails_only_the_clips_it_touched(
     assert second.counts["error"] == 0 and second.processed == len(failed)
     assert second.stages["fusion"].computed == len(failed)
     assert second.stages["tagging"].computed == 0
+
+
+class _Stamps(_AddOne):
+    """Leaves a file per item saying when this step finished it (the actors' clock).
+
+    Starts only once the next step's actor is up, so that a slow actor start on a busy
+    machine cannot pass for steps taking turns."""
+
+    name = "stamps"
+
+    def process(self, batch: list[int]) -> list[int]:
+        deadline = time.time() + 120
+        while not (self.marker / "stamps_later-ready").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        for item in batch:
+            time.sleep(0.3)
+            (self.marker / f"{self.name}-{item}").write_text(repr(time.time()))
+        return batch
+
+
+class _StampsLater(_Stamps):
+    name = "stamps_later"
+
+    def setup(self) -> None:
+        (self.marker / "stamps_later-ready").touch()
+
+    def process(self, batch: list[int]) -> list[int]:
+        for item in batch:
+            (self.marker / f"{self.name}-{item}").write_text(repr(time.time()))
+        return batch
+
+
+def test_the_next_step_starts_before_a_partition_has_passed_the_step_before(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    """One partition of eight items: the second step finishes its first item while the
+    first step is still on the partition's later items, as the local engine's steps
+    overlap. Were a partition to leave a step only as a whole, the two would run one
+    after the other and a run would go no faster than the sequential engine."""
+    seen: list[int] = []
+    steps: list[Any] = [_Stamps(tmp_path), _StampsLater(tmp_path)]
+    RayDataEngine(partition_size=8).run(steps, range(8), seen.append)
+    assert sorted(seen) == list(range(8))
+
+    def stamps(name: str) -> list[float]:
+        return [float(p.read_text()) for p in tmp_path.glob(f"{name}-[0-9]*")]
+
+    assert min(stamps("stamps_later")) < max(stamps("stamps"))

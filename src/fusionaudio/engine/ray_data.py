@@ -6,11 +6,12 @@ partition at a time. One Dataset over all the blocks runs every step as a
 ``map_batches`` over an actor pool (``setup()`` once per actor for the whole run, the
 step's batch size, ``num_cpus`` / ``num_gpus`` from the step's declared resources, up to
 ``workers`` actors): the pools start once, not once per partition, which on a million
-clips is the difference between loading every model once and a thousand times.
-Finished items stream back to the driver, which hands them to the sink as they come, so
-the run folder's clip-level resume applies unchanged: a killed driver or a lost worker
-costs at most the clips in flight, and a resubmitted job skips every finished clip while
-the stage cache serves the rest.
+clips is the difference between loading every model once and a thousand times. Each
+clip leaves a step as a block of its own, so the steps work on a partition at the same
+time, as the local engine's threads do. Finished items stream back to the driver, which
+hands them to the sink as they come, so the run folder's clip-level resume applies
+unchanged: a killed driver or a lost worker costs at most the clips in flight, and a
+resubmitted job skips every finished clip while the stage cache serves the rest.
 
 Steps must pickle (every stage does before ``setup()``; ``tests/test_stage_pickling.py``)
 and must not raise for a bad item, as for every engine.
@@ -88,16 +89,25 @@ class RayDataEngine:
         ]
         dataset: Any = ray.data.from_pandas_refs(blocks)
         for step, (cpus, gpus) in zip(steps, shares, strict=True):
+            # Every actor from the start: models load while the first clips decode, not
+            # when the autoscaler notices a queue.
+            workers = max(1, step.workers)
+            pool = ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers)
             dataset = dataset.map_batches(
                 _StepActor,
                 fn_constructor_args=(step,),
                 batch_size=step.batch_size,
                 batch_format="numpy",
                 zero_copy_batch=False,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, step.workers)),
+                compute=pool,
                 num_cpus=cpus,
                 num_gpus=gpus or None,
             )
+        # Ray Data gathers a task's output into blocks of up to 128 MiB: a partition would
+        # leave each step as one block, after its last clip, and the steps would take
+        # turns. With every output over the limit, each clip leaves as a block of its own
+        # and the next step starts on it at once (its bundler regroups its batch size).
+        dataset.context.target_max_block_size = 1
         return dataset
 
     def _cluster(self) -> dict[str, float]:
@@ -132,25 +142,30 @@ class RayDataEngine:
 
 
 def _shares(steps: list[Step[T]], cluster: dict[str, float]) -> list[tuple[float, float]]:
-    """Each step's (CPUs, GPUs) per actor: as declared, scaled down when one actor of every
-    step would not fit the cluster at once.
+    """Each step's (CPUs, GPUs) per actor: as declared, scaled down to fit the cluster.
 
     Ray Data starts at least one actor per step; if their declared CPUs (or GPUs) add up
     to more than the cluster has, the later steps never get an actor and the run waits
-    forever. Scaling keeps every step placeable; the actors then share the cores, as the
-    local engine's threads do.
+    forever. CPUs are scaled so that every step's ``workers`` actors fit at once: the
+    actors then share the cores, as the local engine's threads do, and a step given two
+    workers gets them (fitting one actor per step left a second Spleeter actor unplaced
+    on 2 cores, and separation the bottleneck). GPUs are scaled only as far as one actor
+    per step needs: two actors on one GPU would also share its memory, which a declared
+    GPU promises the stage.
     """
     declared = [
         (float(getattr(getattr(s, "resources", None), "cpus", 1.0)),
-         float(getattr(getattr(s, "resources", None), "gpus", 0.0)))
+         float(getattr(getattr(s, "resources", None), "gpus", 0.0)),
+         max(1, int(getattr(s, "workers", 1))))
         for s in steps
     ]  # fmt: skip
-    scale = []
-    for index, kind in ((0, "CPU"), (1, "GPU")):
-        total = sum(d[index] for d in declared)
-        available = cluster.get(kind, 0.0)
-        scale.append(min(1.0, available / total) if total > 0 and available > 0 else 1.0)
-    return [(cpus * scale[0], gpus * scale[1]) for cpus, gpus in declared]
+    cpu_scale = _fit(sum(cpus * workers for cpus, _, workers in declared), cluster.get("CPU"))
+    gpu_scale = _fit(sum(gpus for _, gpus, _ in declared), cluster.get("GPU"))
+    return [(cpus * cpu_scale, gpus * gpu_scale) for cpus, gpus, _ in declared]
+
+
+def _fit(total: float, available: float | None) -> float:
+    return min(1.0, available / total) if total > 0 and available else 1.0
 
 
 def _partitions(items: Iterable[T], size: int) -> Iterator[list[T]]:
