@@ -302,7 +302,7 @@ class _Stamps(_AddOne):
         return batch
 
 
-class _StampsLater(_Stamps):
+class _StampsLater(_AddOne):
     name = "stamps_later"
 
     def setup(self) -> None:

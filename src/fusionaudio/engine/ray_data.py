@@ -156,7 +156,7 @@ def _shares(steps: list[Step[T]], cluster: dict[str, float]) -> list[tuple[float
     declared = [
         (float(getattr(getattr(s, "resources", None), "cpus", 1.0)),
          float(getattr(getattr(s, "resources", None), "gpus", 0.0)),
-         max(1, int(getattr(s, "workers", 1))))
+         max(1, s.workers))
         for s in steps
     ]  # fmt: skip
     cpu_scale = _fit(sum(cpus * workers for cpus, _, workers in declared), cluster.get("CPU"))
