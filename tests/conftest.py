@@ -120,3 +120,12 @@ def captioned_run(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path) 
         data["qa"]["enabled"] = True
         run(src, root / "run", RunConfig.model_validate(data))
     return root / "run"
+
+
+def pytest_report_header() -> str:
+    """Where the real recordings were looked for, first thing in the output: when they
+    are missing, the many tests that need them fail, and this line says why."""
+    from tests.real_sounds import SOUNDS, missing_sounds
+
+    why = missing_sounds()
+    return f"real recordings: {SOUNDS}" if why is None else f"real recordings: NOT FOUND: {why}"

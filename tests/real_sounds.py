@@ -1,15 +1,34 @@
 """The labelled real recordings in ``../shared/data/sounds`` (beside the repository, in
-development and in CI): the ground truth that tests and benchmarks measure against."""
+development and in CI): the ground truth that tests and benchmarks measure against.
+``FUSIONAUDIO_SOUNDS`` names another folder of the same layout, for a checkout that does
+not sit beside ``shared/``."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sounds"
+SOUNDS = Path(
+    os.environ.get("FUSIONAUDIO_SOUNDS")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "sounds"
+)
+
+
+def missing_sounds(root: Path = SOUNDS) -> str | None:
+    """Why the recordings cannot be read, in words a new contributor can act on; None
+    when they can. A test that needs them fails with this, instead of a bare
+    FileNotFoundError deep in a fixture."""
+    if (root / "labels.jsonl").is_file():
+        return None
+    return (
+        f"the labelled real recordings are not at {root}: the tests expect the repository "
+        "to sit beside a shared/ folder holding data/sounds/labels.jsonl and its clips, "
+        "or FUSIONAUDIO_SOUNDS naming such a folder"
+    )
 
 
 @dataclass(frozen=True)
@@ -27,6 +46,8 @@ class LabelledClip:
 
 def labelled_clips(root: Path = SOUNDS) -> list[LabelledClip]:
     """Every clip in ``labels.jsonl``, in file order."""
+    if (why := missing_sounds(root)) is not None:
+        raise FileNotFoundError(why)
     clips = []
     with (root / "labels.jsonl").open(encoding="utf-8") as f:
         for line in f:
