@@ -18,7 +18,7 @@ is busy twice as many seconds as it takes), and the peak RSS of the local engine
 process at N and 10N clips.
 
 Usage: python benchmarks/throughput.py [--clips 8] [--rss-scale 10] [--rss-every 5]
-       [--engines naive,sequential,local,ray]
+       [--engines naive,sequential,local,ray] [--in-flight N]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _naive(manifest: Path, scratch: Path) -> dict[str, float]:
     return dict(busy)
 
 
-def _engine(kind: str, manifest: Path, scratch: Path) -> dict[str, float]:
+def _engine(kind: str, manifest: Path, scratch: Path, in_flight: int | None) -> dict[str, float]:
     from fusionaudio.engine.local import LocalStreamingEngine
     from fusionaudio.engine.ray_data import RayDataEngine
     from fusionaudio.engine.sequential import SequentialEngine
@@ -123,7 +123,7 @@ def _engine(kind: str, manifest: Path, scratch: Path) -> dict[str, float]:
     if kind == "sequential":
         engine = SequentialEngine()
     elif kind == "local":
-        engine = LocalStreamingEngine()
+        engine = LocalStreamingEngine(in_flight=in_flight)
     else:
         import ray
 
@@ -135,7 +135,7 @@ def _engine(kind: str, manifest: Path, scratch: Path) -> dict[str, float]:
     return busy
 
 
-def _child(kind: str, count: int, out: Path) -> None:
+def _child(kind: str, count: int, out: Path, in_flight: int | None) -> None:
     from fusionaudio.malloc_arenas import limit_malloc_arenas
 
     limit_malloc_arenas()  # as the fusionaudio command does
@@ -149,7 +149,11 @@ def _child(kind: str, count: int, out: Path) -> None:
             ),
             encoding="utf-8",
         )
-        busy = _naive(manifest, scratch) if kind == "naive" else _engine(kind, manifest, scratch)
+        busy = (
+            _naive(manifest, scratch)
+            if kind == "naive"
+            else _engine(kind, manifest, scratch, in_flight)
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.write_text(json.dumps({"busy": busy, "clips": count, "peak_rss_mb": peak_mb}))
 
@@ -164,12 +168,16 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-def _measure(kind: str, count: int, rss_every_s: float = 0.0) -> dict[str, Any]:
+def _measure(
+    kind: str, count: int, in_flight: int | None, rss_every_s: float = 0.0
+) -> dict[str, Any]:
     """One engine in a child process; with ``rss_every_s``, the child's RSS sampled at
     that interval (to tell memory that keeps growing from a plateau)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
     command = [sys.executable, __file__, "--child", kind, "--clips", str(count), "--out", str(out)]
+    if in_flight is not None:
+        command += ["--in-flight", str(in_flight)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trace: list[float] = []
     while child.poll() is None:
@@ -200,16 +208,19 @@ def main() -> None:
     parser.add_argument(
         "--rss-every", type=float, default=0.0, help="sample the 10N run's RSS every S seconds"
     )
+    parser.add_argument(
+        "--in-flight", type=int, default=None, help="the local engine's window (default: its own)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.clips, args.out)
+        _child(args.child, args.clips, args.out, args.in_flight)
         return
 
     print(f"{args.clips} real clips, offline preset, LLM stages off; {platform.machine()}, "
           f"{os.cpu_count()} CPUs")  # fmt: skip
-    results = {kind: _measure(kind, args.clips) for kind in args.engines.split(",")}
+    results = {kind: _measure(kind, args.clips, args.in_flight) for kind in args.engines.split(",")}
     experts = _config().experts
     workers = {name: getattr(experts, name).workers for name in EXPERT_STAGES}
     naive_rate = None
@@ -237,8 +248,8 @@ def main() -> None:
         busy = {k: round(v, 1) for k, v in result["busy"].items() if k != "_wall"}
         print(f"  {kind}: {busy}")
     if args.rss_scale > 1:
-        large = _measure("local", args.clips * args.rss_scale, args.rss_every)
-        small = results.get("local") or _measure("local", args.clips)
+        large = _measure("local", args.clips * args.rss_scale, args.in_flight, args.rss_every)
+        small = results.get("local") or _measure("local", args.clips, args.in_flight)
         growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
         print(f"\nlocal engine peak RSS: {small['peak_rss_mb']:.0f} MB at {args.clips} clips, "
               f"{large['peak_rss_mb']:.0f} MB at {args.clips * args.rss_scale} clips "

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from fusionaudio.engine.local import LocalStreamingEngine
+from fusionaudio.engine.local import LocalStreamingEngine, in_flight_limit
 from fusionaudio.engine.sequential import SequentialEngine
 
 
@@ -49,68 +50,88 @@ def test_engines_give_the_same_items(engine: SequentialEngine | LocalStreamingEn
     assert all(s.max_batch <= s.batch_size for s in steps)
 
 
-def test_streaming_engine_bounds_items_in_flight() -> None:
-    """The source is held back by the bounded queues: memory does not grow with input size."""
-    produced = 0
-    consumed = 0
-    peak = 0
+def _count_in_flight() -> tuple[Iterator[int], Callable[[int], None], list[int]]:
+    """A source and a sink that record the most items ever between them."""
+    produced = consumed = 0
+    peak = [0]
     lock = threading.Lock()
 
-    def source():  # type: ignore[no-untyped-def]
+    def source() -> Iterator[int]:
         nonlocal produced
         for i in range(400):
-            with lock:
-                produced += 1
             yield i
+            with lock:  # counted once the engine has taken it past its window
+                produced += 1
 
     def sink(_: int) -> None:
-        nonlocal consumed, peak
+        nonlocal consumed
         with lock:
+            peak[0] = max(peak[0], produced - consumed)
             consumed += 1
-            peak = max(peak, produced - consumed)
         time.sleep(0.001)
 
-    engine = LocalStreamingEngine(queue_size=4)
-    engine.run([Square("a", 2, 2), Square("b", 2, 1, delay=0.002)], source(), sink)
-    assert consumed == 400
-    # 3 queues of 4, plus what each worker holds in a batch, plus one item at the source.
-    assert peak <= 3 * 4 + 2 * 2 + 2 + 2
+    return source(), sink, peak
 
 
-def test_by_default_a_slow_one_at_a_time_step_holds_two_items_waiting() -> None:
-    """Unset, each inbox holds twice what its step takes at once: in front of a slow
-    step of batch 1 (as separation and ASR are on a CPU) two items wait, not a fixed
-    sixteen, while a batching step still gets full batches."""
-    waiting: list[int] = []
-    started = 0
-    fast_done = 0
-    lock = threading.Lock()
+def test_streaming_engine_bounds_items_in_flight() -> None:
+    """The source is held back by the window: memory does not grow with input size."""
+    source, sink, peak = _count_in_flight()
+    steps = [Square("a", 2, 2), Square("b", 2, 1, delay=0.002)]
+    stats = LocalStreamingEngine(in_flight=6).run(steps, source, sink)
+    assert stats.steps["b"].items == 400
+    assert 4 <= peak[0] <= 6  # the window filled, and held
 
-    class Fast(Square):
+
+def test_by_default_the_window_is_what_the_steps_take_at_once_twice_over() -> None:
+    source, sink, peak = _count_in_flight()
+    steps = [Square("a", 8, 1), Square("b", 1, 2, delay=0.002)]
+    assert in_flight_limit(steps) == 2 * 8 + 2 * 2
+    LocalStreamingEngine().run(steps, source, sink)
+    assert 10 <= peak[0] <= 20
+
+
+def test_a_slow_item_does_not_hold_back_the_steps_before_it() -> None:
+    """While the one-at-a-time step b is stuck on item 0 (as ASR is on a long speech
+    clip), step a goes on with the items behind it: a backlog gathers in front of b,
+    within the window, instead of a two-item inbox stopping a while the cores idle."""
+    a_ran_ahead = threading.Event()
+
+    class A(Square):
         def process(self, batch: list[int]) -> list[int]:
-            nonlocal fast_done
-            self.max_batch = max(self.max_batch, len(batch))
-            with lock:
-                fast_done += len(batch)
+            if 12 in batch:
+                a_ran_ahead.set()
             return batch
 
-    class Slow(Square):
+    class B(Square):
         def process(self, batch: list[int]) -> list[int]:
-            nonlocal started
-            with lock:
-                waiting.append(fast_done - started)
-                started += len(batch)
-            time.sleep(0.005)
+            if 0 in batch:
+                self.delay = float(a_ran_ahead.wait(timeout=5))  # 1.0: a got there first
             return batch
 
-    fast = Fast("fast", 8, 1)
+    slow = B("b", 1, 1)
     out: list[int] = []
-    LocalStreamingEngine().run([fast, Slow("slow", 1, 1)], range(200), out.append)
-    assert sorted(out) == list(range(200))
-    assert fast.max_batch == 8
-    # two in the slow step's inbox, plus the fast step's batch that waits to be put
-    assert max(waiting) <= 2 + 8
-    assert max(waiting) >= 2  # the queue did fill: the bound is what held it
+    LocalStreamingEngine().run([A("a", 8, 1), slow], range(30), out.append)  # window 18
+    assert slow.delay == 1.0
+    assert sorted(out) == list(range(30))
+
+
+def test_a_step_that_drops_items_frees_their_places_in_the_window() -> None:
+    """The window counts items, not admissions: items a step does not return free their
+    places, else a window of two would close for good after two dropped items."""
+
+    class Evens(Square):
+        def process(self, batch: list[int]) -> list[int]:
+            return [x for x in batch if x % 2 == 0]
+
+    out: list[int] = []
+    engine = LocalStreamingEngine(in_flight=2)
+    run = threading.Thread(
+        target=engine.run, args=([Evens("evens", 1, 1)], range(50), out.append), daemon=True
+    )
+    run.start()
+    run.join(timeout=20)
+    assert not run.is_alive(), "the window closed: the run stopped admitting items"
+    assert out == list(range(0, 50, 2))
 
 
 def test_a_step_exception_stops_the_run_with_its_cause() -> None:

@@ -50,9 +50,13 @@ class MediaConfig(Strict):
 class EngineConfig(Strict):
     kind: Literal["local", "sequential", "ray"] = "local"
     queue_size: int | None = Field(
+        None, ge=1, description="local: a bound on each step's inbox too; None: in_flight alone"
+    )
+    in_flight: int | None = Field(
         None,
         ge=1,
-        description="local: items each step's inbox holds; None: twice its batch size x workers",
+        description="local: clips between the source and the results at once; None: twice "
+        "each step's batch size x workers, summed",
     )
     decode_workers: int = Field(2, ge=1)
     ray_address: str | None = Field(

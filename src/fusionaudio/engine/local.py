@@ -1,8 +1,10 @@
-"""A streaming engine on threads and bounded queues.
+"""A streaming engine on threads, queues and a bounded window of items in flight.
 
-Each step has its own worker threads and a bounded input queue, so decoding,
-CPU experts and model stages overlap, and a slow step holds back the source instead of
-letting items pile up: memory stays flat however many clips there are. Model runtimes
+Each step has its own worker threads and an input queue, so decoding, CPU experts and
+model stages overlap. The source admits a new item only while fewer than a fixed number
+are between it and the sink, so memory stays flat however many clips there are; within
+that window a backlog gathers in front of whichever step a slow item holds up (a long
+speech clip in ASR) while the steps before it go on. Model runtimes
 (onnxruntime, CTranslate2, llama.cpp, numpy) release the GIL while they compute, so
 threads give real parallelism; a step's workers share the one model its ``setup()``
 loaded.
@@ -28,25 +30,50 @@ class _Done:
 _DONE = _Done()
 
 
-def queue_sizes(steps: list[Step[T]], fixed: int | None) -> list[int]:
-    """Each step's inbox, then the sink's: ``fixed`` for all, or else twice what a step
-    takes at once (its batch size times its workers): one batch being worked on, one
-    ready. Items in a queue hold decoded audio and stems, so a queue longer than its
-    step can drain only holds memory: before a slow one-clip-at-a-time stage it holds
-    two clips per worker, not sixteen."""
-    if fixed is not None:
-        return [fixed] * (len(steps) + 1)
-    sizes = [max(2, 2 * step.batch_size * max(1, step.workers)) for step in steps]
-    return [*sizes, max(sizes, default=2)]
+def in_flight_limit(steps: list[Step[T]]) -> int:
+    """How many items may be between the source and the sink at once: twice what each
+    step takes at once (its batch size times its workers: one batch being worked on, one
+    ready), summed over the steps. That is as many as per-step queues of that size
+    would hold, so the bound on memory is theirs; but shared, because the cost of a clip
+    varies by step: a step busy with a 60-second speech clip would otherwise fill its
+    two-item inbox and stall every step before it while the other cores idle."""
+    return max(2, sum(max(2, 2 * step.batch_size * max(1, step.workers)) for step in steps))
+
+
+class _Window:
+    """How many items are between the source and the sink, held to a limit. A count
+    rather than a semaphore, so a step that returns fewer items than it took (or more)
+    moves it by the difference and the window neither leaks shut nor grows."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def enter(self, timeout: float) -> bool:
+        """Admit one item; False when the window stayed full for ``timeout`` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.count < self.limit, timeout):
+                return False
+            self.count += 1
+            return True
+
+    def leave(self, items: int) -> None:
+        with self._changed:
+            self.count -= items
+            self._changed.notify_all()
 
 
 class LocalStreamingEngine:
     name = "local"
 
-    def __init__(self, queue_size: int | None = None) -> None:
+    def __init__(self, queue_size: int | None = None, in_flight: int | None = None) -> None:
         if queue_size is not None and queue_size < 1:
             raise ValueError("queue_size must be at least 1")
+        if in_flight is not None and in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
         self.queue_size = queue_size
+        self.in_flight = in_flight
 
     def run(
         self,
@@ -60,9 +87,11 @@ class LocalStreamingEngine:
         stats_lock = threading.Lock()
         failure: list[BaseException] = []
         stop = threading.Event()
+        # queue_size, when set, bounds each inbox as well; unset, the window alone does
         queues: list[queue.Queue[T | _Done]] = [
-            queue.Queue(maxsize=size) for size in queue_sizes(steps, self.queue_size)
+            queue.Queue(maxsize=self.queue_size or 0) for _ in range(len(steps) + 1)
         ]
+        window = _Window(self.in_flight or in_flight_limit(steps))
 
         for step in steps:
             t0 = time.perf_counter()
@@ -80,8 +109,9 @@ class LocalStreamingEngine:
         def source() -> None:
             try:
                 for item in items:
-                    if stop.is_set():
-                        return
+                    while not window.enter(timeout=0.1):
+                        if stop.is_set():
+                            return
                     put(queues[0], item)
             except BaseException as exc:
                 failure.append(exc)
@@ -117,6 +147,8 @@ class LocalStreamingEngine:
                     t0 = time.perf_counter()
                     out = step.process(batch)
                     elapsed = time.perf_counter() - t0
+                    if len(out) != len(batch):
+                        window.leave(len(batch) - len(out))
                     with stats_lock:
                         record = stats.steps[step.name]
                         record.busy_s += elapsed
@@ -160,6 +192,7 @@ class LocalStreamingEngine:
                 if isinstance(value, _Done):
                     break
                 sink(value)
+                window.leave(1)
         except BaseException:
             stop.set()
             raise

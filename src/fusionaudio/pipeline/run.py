@@ -104,7 +104,7 @@ def make_engine(config: RunConfig) -> Engine[ClipTask]:
             partition_size=config.engine.partition_size,
             timings=lambda task: task.timings,
         )
-    return LocalStreamingEngine(queue_size=config.engine.queue_size)
+    return LocalStreamingEngine(config.engine.queue_size, config.engine.in_flight)
 
 
 def pipeline_hash(config: RunConfig, stages: list[Stage]) -> str:
