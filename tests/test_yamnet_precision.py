@@ -90,10 +90,12 @@ def test_float_tags_real_recordings_at_least_as_well_as_the_shipped_graph(
             mean = tagger.patch_scores(signal).mean(axis=0)
             top3 = {tagger.labels[i] for i in np.argsort(-mean)[:3]}
             hits[precision] += bool(top3 & AUDIOSET_NAMES[clip.label])
-    # measured on the 74 clips of these classes: int8 finds the source in its top 3 on
-    # 45 (61%), float32 on 55 (74%)
-    assert hits["float32"] >= hits["int8"] + 0.05 * len(clips), hits
-    assert hits["float32"] >= 0.6 * len(clips), hits
+    # measured on the 74 clips of these classes: float32 finds the source in its top 3 on
+    # 55 (74%) on every CPU so far; the int8 graph's answers depend on the CPU's integer
+    # instructions (onnxruntime's u8s8 kernels saturate without VNNI): 45 (61%) on an
+    # AVX2 VM, 54 (73%) on one with AVX-512 VNNI. Float is never worse than a near tie.
+    assert hits["float32"] >= hits["int8"] - 0.03 * len(clips), hits
+    assert hits["float32"] >= 0.7 * len(clips), hits
 
 
 def test_precision_is_part_of_the_cache_key(models_dir: Path) -> None:
