@@ -128,7 +128,8 @@ def _engine(kind: str, manifest: Path, scratch: Path, in_flight: int | None) -> 
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        engine = RayDataEngine(timings=lambda task: task.timings)
+        groups = _config().engine.actor_groups  # the preset's: cheap steps share an actor
+        engine = RayDataEngine(timings=lambda task: task.timings, groups=groups)
     summary = run(manifest, scratch / "run", _config(), engine=engine)
     busy = {name: stage.busy_s for name, stage in summary.stages.items()}
     busy["_wall"] = summary.wall_s

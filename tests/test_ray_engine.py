@@ -63,7 +63,12 @@ def test_ray_engine_writes_the_same_records_as_the_local_engine(
         local = run(inputs, tmp_path / "local", config)
         ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
         try:
-            engine = RayDataEngine(partition_size=4, timings=lambda task: task.timings)
+            # the preset's actor groups: given_tags, vad and tagging share one actor
+            engine = RayDataEngine(
+                partition_size=4,
+                timings=lambda task: task.timings,
+                groups=config.engine.actor_groups,
+            )
             on_ray = run(inputs, tmp_path / "ray", config, engine=engine)
         finally:
             ray.shutdown()
@@ -114,6 +119,52 @@ def test_actor_shares_fit_a_small_machine() -> None:
     )
     steps[-1].workers = 4  # four GPU actors on one GPU would share its memory: not scaled
     assert _shares(steps, {"CPU": 64.0, "GPU": 1.0})[-1] == (1.0, 1.0)
+
+
+def test_grouped_steps_share_one_actor_and_keep_their_own_batches() -> None:
+    """A group chains its steps into one (one actor on Ray); each member still gets
+    batches of its own size, and the chain asks for the most any member declares."""
+    from dataclasses import dataclass, field
+
+    from fusionaudio.engine.ray_data import grouped
+
+    @dataclass
+    class Res:
+        cpus: float
+        gpus: float = 0.0
+
+    @dataclass
+    class Logs:
+        name: str
+        batch_size: int
+        resources: Res = field(default_factory=lambda: Res(1.0))
+        workers: int = 1
+        batches: list[list[int]] = field(default_factory=list)
+
+        def setup(self) -> None: ...
+
+        def teardown(self) -> None: ...
+
+        def process(self, batch: list[int]) -> list[int]:
+            self.batches.append(list(batch))
+            return [x + 1 for x in batch]
+
+    steps: list[Any] = [Logs("load", 1), Logs("vad", 8), Logs("asr", 1, Res(2.0)), Logs("end", 4)]
+    chained = grouped(steps, [["vad", "switched_off", "asr"]])
+    assert [s.name for s in chained] == ["load", "vad+asr", "end"]
+    chain = chained[1]
+    assert (chain.batch_size, chain.resources.cpus) == (8, 2.0)
+    assert chain.process(list(range(8))) == [x + 2 for x in range(8)]
+    assert steps[1].batches == [list(range(8))]
+    assert steps[2].batches == [[x + 1] for x in range(8)]  # ASR's batch of one, eight times
+
+    assert [s.name for s in grouped(steps, [["asr"], ["nothing", "here"]])] == [
+        "load", "vad", "asr", "end"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="not consecutive steps"):
+        grouped(steps, [["load", "asr"]])
+    with pytest.raises(ValueError, match="not consecutive steps"):
+        grouped(steps, [["asr", "vad"]])
 
 
 def test_a_killed_ray_driver_resumes_with_every_clip_exactly_once(

@@ -63,6 +63,11 @@ class EngineConfig(Strict):
         None, description="ray: a cluster (ray://host:10001, auto); none starts one here"
     )
     partition_size: int = Field(1000, ge=1, description="ray: clips per Dataset partition")
+    actor_groups: list[list[str]] = Field(
+        default_factory=list,
+        description="ray: consecutive steps that share one actor (cheap steps on a small "
+        "machine: fewer processes for a clip to cross); each other step has a pool of its own",
+    )
 
 
 class StoreConfig(Strict):

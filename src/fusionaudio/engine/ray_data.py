@@ -13,6 +13,10 @@ hands them to the sink as they come, so the run folder's clip-level resume appli
 unchanged: a killed driver or a lost worker costs at most the clips in flight, and a
 resubmitted job skips every finished clip while the stage cache serves the rest.
 
+Consecutive steps named in one of ``groups`` share an actor: a clip crosses fewer
+processes. That pays where cores are few and the steps are cheap; on a cluster each step
+in a pool of its own pipelines better.
+
 Steps must pickle (every stage does before ``setup()``; ``tests/test_stage_pickling.py``)
 and must not raise for a bad item, as for every engine.
 """
@@ -20,7 +24,8 @@ and must not raise for a bad item, as for every engine.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -51,6 +56,69 @@ class _StepActor:
         return {COLUMN: _column(self.step.process(list(batch[COLUMN])))}
 
 
+@dataclass(frozen=True)
+class _Share:
+    cpus: float
+    gpus: float
+
+
+class _Chain:
+    """Consecutive steps run one after another in one actor. Each step still gets
+    batches of its own size; the chain asks for the most any of them declares, since
+    they never run at the same time."""
+
+    def __init__(self, steps: Sequence[Step[Any]]) -> None:
+        self.steps = list(steps)
+        self.name = "+".join(step.name for step in steps)
+        self.batch_size = max(step.batch_size for step in steps)
+        self.workers = max(step.workers for step in steps)
+        self.resources = _Share(
+            max(_declared(step)[0] for step in steps), max(_declared(step)[1] for step in steps)
+        )
+
+    def setup(self) -> None:
+        for step in self.steps:
+            step.setup()
+
+    def teardown(self) -> None:
+        for step in self.steps:
+            step.teardown()
+
+    def process(self, batch: list[Any]) -> list[Any]:
+        for step in self.steps:
+            size = max(1, step.batch_size)
+            batch = [
+                out for i in range(0, len(batch), size) for out in step.process(batch[i : i + size])
+            ]
+        return batch
+
+
+def grouped(steps: list[Step[T]], groups: Sequence[Sequence[str]]) -> list[Step[T]]:
+    """The steps with each group's members chained into one step. A group's names that
+    are not steps of this run (a stage switched off) are skipped; the rest must follow
+    one another, in order."""
+    names = [step.name for step in steps]
+    starts: dict[int, int] = {}
+    for group in groups:
+        present = [name for name in group if name in names]
+        if len(present) < 2:
+            continue
+        first = names.index(present[0])
+        if names[first : first + len(present)] != present:
+            raise ValueError(
+                f"engine.actor_groups: {', '.join(present)} are not consecutive steps of this "
+                f"run, in that order (the steps: {', '.join(names)})"
+            )
+        starts[first] = len(present)
+    out: list[Step[T]] = []
+    index = 0
+    while index < len(steps):
+        length = starts.get(index, 1)
+        out.append(steps[index] if length == 1 else _Chain(steps[index : index + length]))
+        index += length
+    return out
+
+
 class RayDataEngine:
     name = "ray"
 
@@ -60,9 +128,11 @@ class RayDataEngine:
         partition_size: int = 1000,
         init_options: dict[str, Any] | None = None,
         timings: Callable[[Any], dict[str, float]] | None = None,
+        groups: Sequence[Sequence[str]] = (),
     ) -> None:
         self.address = address
         self.partition_size = partition_size
+        self.groups = groups
         self.init_options = init_options or {}
         # How to read a finished item's per-step seconds (the actors' clocks live there).
         self.timings = timings
@@ -126,7 +196,8 @@ class RayDataEngine:
         started = time.perf_counter()
         self._connect()
         stats = EngineStats(steps={step.name: StepStats() for step in steps})
-        dataset = self._dataset(steps, items, _shares(steps, self._cluster()))
+        actors = grouped(steps, self.groups)
+        dataset = self._dataset(actors, items, _shares(actors, self._cluster()))
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for item in batch[COLUMN]:
                 seconds = self.timings(item) if self.timings is not None else {}
@@ -153,15 +224,16 @@ def _shares(steps: list[Step[T]], cluster: dict[str, float]) -> list[tuple[float
     per step needs: two actors on one GPU would also share its memory, which a declared
     GPU promises the stage.
     """
-    declared = [
-        (float(getattr(getattr(s, "resources", None), "cpus", 1.0)),
-         float(getattr(getattr(s, "resources", None), "gpus", 0.0)),
-         max(1, s.workers))
-        for s in steps
-    ]  # fmt: skip
+    declared = [(*_declared(s), max(1, s.workers)) for s in steps]
     cpu_scale = _fit(sum(cpus * workers for cpus, _, workers in declared), cluster.get("CPU"))
     gpu_scale = _fit(sum(gpus for _, gpus, _ in declared), cluster.get("GPU"))
     return [(cpus * cpu_scale, gpus * gpu_scale) for cpus, gpus, _ in declared]
+
+
+def _declared(step: Step[Any]) -> tuple[float, float]:
+    """(CPUs, GPUs) a step's actor asks for: its stage's declared resources, or one CPU."""
+    resources = getattr(step, "resources", None)
+    return float(getattr(resources, "cpus", 1.0)), float(getattr(resources, "gpus", 0.0))
 
 
 def _fit(total: float, available: float | None) -> float:

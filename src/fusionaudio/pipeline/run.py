@@ -103,6 +103,7 @@ def make_engine(config: RunConfig) -> Engine[ClipTask]:
             address=config.engine.ray_address,
             partition_size=config.engine.partition_size,
             timings=lambda task: task.timings,
+            groups=config.engine.actor_groups,
         )
     return LocalStreamingEngine(config.engine.queue_size, config.engine.in_flight)
 
