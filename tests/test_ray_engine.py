@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fusionaudio.config import RunConfig, load_config
+from fusionaudio.config import ConfigError, RunConfig, load_config
 from fusionaudio.engine.ray_data import RayDataEngine
 from fusionaudio.pipeline.run import make_engine, run
 from tests.openai_server import ServerScript, openai_llm, serve
@@ -165,6 +165,13 @@ def test_grouped_steps_share_one_actor_and_keep_their_own_batches() -> None:
         grouped(steps, [["load", "asr"]])
     with pytest.raises(ValueError, match="not consecutive steps"):
         grouped(steps, [["asr", "vad"]])
+
+
+def test_a_misspelt_step_in_actor_groups_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("engine:\n  actor_groups: [[vad, taging]]\n")
+    with pytest.raises(ConfigError, match="no step named taging"):
+        load_config(config)
 
 
 def test_a_killed_ray_driver_resumes_with_every_clip_exactly_once(

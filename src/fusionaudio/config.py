@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, FilePath, ValidationError
+from pydantic import Field, FilePath, ValidationError, model_validator
 
 from fusionaudio.stages.experts.asr import AsrConfig
 from fusionaudio.stages.experts.audio_description import AudioDescriptionConfig
@@ -178,6 +178,18 @@ class RunConfig(Strict):
     fusion: FusionConfig = FusionConfig()
     qa: QAConfig = QAConfig()
     quality: QualityConfig = QualityConfig()
+
+    @model_validator(mode="after")
+    def _actor_groups_name_steps(self) -> RunConfig:
+        """A misspelt step in a group would otherwise be taken for a stage switched off."""
+        steps = {"load", *ExpertsConfig.model_fields, "fusion", "clap", "qa"}
+        unknown = sorted({n for group in self.engine.actor_groups for n in group} - steps)
+        if unknown:
+            raise ValueError(
+                f"engine.actor_groups: no step named {', '.join(unknown)} "
+                f"(the steps: {', '.join(sorted(steps))})"
+            )
+        return self
 
     def output_affecting(self) -> dict[str, Any]:
         """The part of the config that changes results (the engine and store do not)."""
