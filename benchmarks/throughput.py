@@ -119,6 +119,7 @@ def _engine(kind: str, manifest: Path, scratch: Path, in_flight: int | None) -> 
     from fusionaudio.engine.sequential import SequentialEngine
     from fusionaudio.pipeline.run import run
 
+    config = _config()
     engine: Any
     if kind == "sequential":
         engine = SequentialEngine()
@@ -128,9 +129,9 @@ def _engine(kind: str, manifest: Path, scratch: Path, in_flight: int | None) -> 
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        groups = _config().engine.actor_groups  # the preset's: cheap steps share an actor
+        groups = config.engine.actor_groups  # the preset's: cheap steps share an actor
         engine = RayDataEngine(timings=lambda task: task.timings, groups=groups)
-    summary = run(manifest, scratch / "run", _config(), engine=engine)
+    summary = run(manifest, scratch / "run", config, engine=engine)
     busy = {name: stage.busy_s for name, stage in summary.stages.items()}
     busy["_wall"] = summary.wall_s
     return busy

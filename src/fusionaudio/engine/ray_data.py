@@ -72,9 +72,8 @@ class _Chain:
         self.name = "+".join(step.name for step in steps)
         self.batch_size = max(step.batch_size for step in steps)
         self.workers = max(step.workers for step in steps)
-        self.resources = _Share(
-            max(_declared(step)[0] for step in steps), max(_declared(step)[1] for step in steps)
-        )
+        cpus, gpus = zip(*(_declared(step) for step in steps), strict=True)
+        self.resources = _Share(max(cpus), max(gpus))
 
     def setup(self) -> None:
         for step in self.steps:

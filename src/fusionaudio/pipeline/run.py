@@ -105,7 +105,9 @@ def make_engine(config: RunConfig) -> Engine[ClipTask]:
             timings=lambda task: task.timings,
             groups=config.engine.actor_groups,
         )
-    return LocalStreamingEngine(config.engine.queue_size, config.engine.in_flight)
+    return LocalStreamingEngine(
+        queue_size=config.engine.queue_size, in_flight=config.engine.in_flight
+    )
 
 
 def pipeline_hash(config: RunConfig, stages: list[Stage]) -> str:
